@@ -1,0 +1,224 @@
+"""Benchmark cases and the runner behind ``audiocore bench``.
+
+A case module is any ``bench/cases_*.py`` with a ``cases() -> list[Case]`` function; it may
+also have ``extras() -> dict[str, object]`` for figures that are not per-call times (delays,
+for example), printed after the table and kept in the JSON. The pytest-benchmark suites
+(``bench/test_*.py``) time the very same cases, so both views measure one definition.
+
+Timing: every implementation of a case is calibrated to a round of a few milliseconds, then
+the implementations run in interleaved rounds and each keeps its fastest round. Interleaving
+matters on shared machines: a burst of load slows every contender of that round alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class Impl:
+    """One contender: ``fn(*args)`` is one call of the operation."""
+
+    name: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+    def __call__(self) -> Any:
+        return self.fn(*self.args)
+
+
+@dataclass
+class Case:
+    """One operation timed for audiocore and its peers.
+
+    ``targets`` maps a peer's name to the minimum speedup required (peer time / our time):
+    ``3.0`` is "at least 3x faster", ``1 / 1.3`` is "no more than 1.3x slower".
+    ``check`` raises AssertionError when the contenders do not compute the same thing.
+    """
+
+    group: str
+    op: str
+    ours: Impl
+    peers: list[Impl]
+    targets: dict[str, float] = field(default_factory=dict)
+    check: Callable[[], None] | None = None
+    note: str = ""
+
+
+def discover(bench_dir: Path = BENCH_DIR) -> list[ModuleType]:
+    """Import every ``cases_*.py`` of ``bench_dir`` (sorted by name)."""
+    if str(bench_dir) not in sys.path:
+        sys.path.insert(0, str(bench_dir))
+    modules = []
+    for path in sorted(bench_dir.glob("cases_*.py")):
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return modules
+
+
+def all_cases(bench_dir: Path = BENCH_DIR) -> list[Case]:
+    return [case for module in discover(bench_dir) for case in module.cases()]
+
+
+def _loop(impl: Impl, number: int) -> float:
+    fn, args = impl.fn, impl.args
+    start = time.perf_counter()
+    if len(args) == 1:
+        (a,) = args
+        for _ in repeat(None, number):
+            fn(a)
+    else:
+        for _ in repeat(None, number):
+            fn(*args)
+    return time.perf_counter() - start
+
+
+def _calibrate(impl: Impl, round_seconds: float) -> int:
+    number = 1
+    while True:
+        elapsed = _loop(impl, number)
+        if elapsed >= round_seconds / 4 or number >= 1 << 24:
+            return max(1, int(number * round_seconds / max(elapsed, 1e-9)))
+        number *= 4
+
+
+def measure(impls: list[Impl], seconds: float) -> list[float]:
+    """Seconds per call of each implementation: the fastest of interleaved rounds."""
+    rounds = 7
+    round_seconds = max(seconds / (rounds * len(impls)), 0.0005)
+    numbers = [_calibrate(impl, round_seconds) for impl in impls]
+    best = [math.inf] * len(impls)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for i, impl in enumerate(impls):
+                best[i] = min(best[i], _loop(impl, numbers[i]) / numbers[i])
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return best
+
+
+def _fmt_time(seconds: float) -> str:
+    if seconds < 1e-6:
+        return f"{seconds * 1e9:.0f} ns"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.2f} µs"
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def run(cases: Iterable[Case], seconds: float, out: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Time every case; print one table row per peer; return the rows as dicts."""
+    rows: list[dict[str, Any]] = []
+    header = f"{'operation':44} {'ours':>10}  {'peer':24} {'peer time':>10} {'speedup':>8}  target"
+    out(header)
+    out("-" * len(header))
+    for case in cases:
+        if case.check is not None:
+            case.check()
+        times = measure([case.ours, *case.peers], seconds)
+        ours = times[0]
+        for k, (peer, peer_time) in enumerate(zip(case.peers, times[1:])):
+            speedup = peer_time / ours
+            target = case.targets.get(peer.name)
+            met = None if target is None else speedup >= target
+            verdict = "" if target is None else f">= {target:.2f}x {'met' if met else 'MISSED'}"
+            out(
+                f"{case.op if k == 0 else '':44} {_fmt_time(ours) if k == 0 else '':>10}  "
+                f"{peer.name:24} {_fmt_time(peer_time):>10} {speedup:7.2f}x  {verdict}"
+            )
+            rows.append(
+                {
+                    "group": case.group,
+                    "operation": case.op,
+                    "ours": case.ours.name,
+                    "ours_seconds": ours,
+                    "peer": peer.name,
+                    "peer_seconds": peer_time,
+                    "speedup": speedup,
+                    "target_speedup": target,
+                    "target_met": met,
+                    "note": case.note,
+                }
+            )
+        if not case.peers:
+            out(f"{case.op:44} {_fmt_time(ours):>10}")
+            rows.append({"group": case.group, "operation": case.op, "ours": case.ours.name,
+                         "ours_seconds": ours, "note": case.note})
+    return rows
+
+
+def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
+    parser = argparse.ArgumentParser(prog="audiocore bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short timings (a smoke run)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="time budget per case (default 1.0, 0.05 with --quick)")
+    parser.add_argument("-k", "--only", default="", help="only cases whose group or operation "
+                        "contains this text")
+    parser.add_argument("--json", default="audiocore-bench.json", metavar="PATH",
+                        help="where to write the results (default: %(default)s)")
+    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit with status 1 when a target is missed")
+    args = parser.parse_args(argv)
+
+    modules = discover(bench_dir)
+    needle = args.only.lower()
+    cases = [c for m in modules for c in m.cases()
+             if needle in c.group.lower() or needle in c.op.lower()]
+    if args.list:
+        for case in cases:
+            print(f"{case.group:12} {case.op}  vs {', '.join(p.name for p in case.peers)}")
+        return 0
+    seconds = args.seconds if args.seconds is not None else (0.05 if args.quick else 1.0)
+
+    import audiocore
+
+    print(f"audiocore {audiocore.__version__} ({audiocore.libopus_version()}), "
+          f"Python {platform.python_version()}, {platform.machine()}, "
+          f"{seconds:g} s per case; speedup = peer time / our time\n")
+    rows = run(cases, seconds)
+    extras: dict[str, Any] = {}
+    for module in modules:
+        if hasattr(module, "extras") and (not needle or needle in module.__name__.lower()):
+            extras.update(module.extras())
+    if extras:
+        print()
+        for key, value in extras.items():
+            print(f"{key}: {value}")
+    result = {
+        "audiocore": audiocore.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "seconds_per_case": seconds,
+        "results": rows,
+        "extras": extras,
+    }
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    missed = [r for r in rows if r.get("target_met") is False]
+    print(f"\n{len(rows)} comparisons, {len(missed)} targets missed; results in {args.json}")
+    return 1 if (missed and args.strict) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""audiocore: the per-frame audio work of real-time voice gateways, in Cython.
+
+PCM is signed 16-bit little-endian, interleaved, unless a name says otherwise. Kernels accept
+any C-contiguous buffer (bytes, bytearray, memoryview, numpy array) and return ``bytes``.
+Objects are safe to use from one thread at a time.
+"""
+
+from audiocore._ext.b64 import b64decode, b64decode_into, b64decoded_length, b64encode
+from audiocore._ext.errors import (
+    AudioCoreError,
+    BufferFullError,
+    DecodeError,
+    OpusError,
+    ProtocolError,
+)
+from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from audiocore._ext.opus import libopus_version
+from audiocore._ext.ring import RingBuffer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AudioCoreError",
+    "BufferFullError",
+    "DecodeError",
+    "OpusError",
+    "ProtocolError",
+    "RingBuffer",
+    "alaw_decode",
+    "alaw_encode",
+    "b64decode",
+    "b64decode_into",
+    "b64decoded_length",
+    "b64encode",
+    "libopus_version",
+    "ulaw_decode",
+    "ulaw_encode",
+]

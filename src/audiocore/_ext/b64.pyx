@@ -1,0 +1,147 @@
+"""Base64 kernel: standard alphabet, padded, strict decoding (RFC 4648 section 4)."""
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.unicode cimport PyUnicode_Check
+
+from audiocore._ext._buffer cimport InBuf, OutBuf, in_acquire, in_release, out_acquire, out_release
+
+from audiocore._ext.errors import DecodeError
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+    void* PyUnicode_DATA(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+
+
+ac_b64_init()
+
+# Inputs at least this long are coded with the GIL released.
+cdef enum:
+    NOGIL_BYTES = 65536
+
+
+cdef int _text_acquire(object data, InBuf* b) except -1:
+    """Borrow the characters of ASCII ``str`` or the bytes of a bytes-like object."""
+    cdef Py_ssize_t i
+    if PyUnicode_Check(data):
+        if not PyUnicode_IS_ASCII(data):
+            for i, ch in enumerate(<str>data):
+                if ord(ch) > 127:
+                    raise DecodeError(
+                        f"invalid base64: non-ASCII character {ch!r} at offset {i}", i)
+        b.ptr = <const unsigned char*>PyUnicode_DATA(data)
+        b.len = PyUnicode_GET_LENGTH(data)
+        b.owned = 0
+        return 0
+    return in_acquire(data, b)
+
+
+cdef object _decode_error(int code, const unsigned char* src, size_t n, size_t offset):
+    cdef unsigned char c
+    if code == AC_B64_ERR_LENGTH:
+        return DecodeError(
+            f"invalid base64: length {n} is not a multiple of 4 "
+            f"(incomplete group at offset {offset})", offset)
+    if code == AC_B64_ERR_PAD:
+        return DecodeError(f"invalid base64: misplaced padding '=' at offset {offset} "
+                           f"(padding may only end the input)", offset)
+    c = src[offset]
+    if chr(c) in " \t\n\r\v\f":
+        what = f"whitespace {chr(c)!r}"
+    elif 32 < c < 127:
+        what = f"character {chr(c)!r}"
+    else:
+        what = f"byte 0x{c:02x}"
+    return DecodeError(f"invalid base64: {what} at offset {offset}", offset)
+
+
+cdef int _decode(const unsigned char* src, size_t n, unsigned char* dst) except -1:
+    cdef size_t err_offset = 0
+    cdef int code
+    if n >= NOGIL_BYTES:
+        with nogil:
+            code = ac_b64_decode(src, n, dst, &err_offset)
+    else:
+        code = ac_b64_decode(src, n, dst, &err_offset)
+    if code != AC_B64_OK:
+        raise _decode_error(code, src, n, err_offset)
+    return 0
+
+
+def b64encode(data) -> bytes:
+    """Encode a bytes-like object as padded standard base64; returns ASCII ``bytes``."""
+    cdef InBuf b
+    cdef unsigned char* dst
+    in_acquire(data, &b)
+    try:
+        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>ac_b64_encoded_len(<size_t>b.len))
+        dst = <unsigned char*>PyBytes_AS_STRING(out)
+        if b.len >= NOGIL_BYTES:
+            with nogil:
+                ac_b64_encode(b.ptr, <size_t>b.len, dst)
+        else:
+            ac_b64_encode(b.ptr, <size_t>b.len, dst)
+        return out
+    finally:
+        in_release(&b)
+
+
+def b64decode(data) -> bytes:
+    """Decode padded standard base64 from ASCII ``str`` or a bytes-like object.
+
+    Strict: any character outside the alphabet (whitespace included), misplaced padding or a
+    length that is not a multiple of 4 raises :class:`DecodeError` with ``.offset`` set.
+    """
+    cdef InBuf b
+    _text_acquire(data, &b)
+    try:
+        out = PyBytes_FromStringAndSize(
+            NULL, <Py_ssize_t>ac_b64_decoded_len(b.ptr, <size_t>b.len))
+        _decode(b.ptr, <size_t>b.len, <unsigned char*>PyBytes_AS_STRING(out))
+        return out
+    finally:
+        in_release(&b)
+
+
+def b64decode_into(data, out) -> int:
+    """Decode like :func:`b64decode` into the writable buffer ``out``; returns bytes written.
+
+    Raises ValueError, before writing anything, when ``out`` is too small. On DecodeError the
+    bytes of ``out`` before the bad group may have been written.
+    """
+    cdef InBuf b
+    cdef OutBuf o
+    cdef size_t need
+    _text_acquire(data, &b)
+    try:
+        out_acquire(out, &o)
+        try:
+            need = ac_b64_decoded_len(b.ptr, <size_t>b.len)
+            if <size_t>o.len < need:
+                raise ValueError(
+                    f"output buffer too small: {need} bytes needed, {o.len} available")
+            _decode(b.ptr, <size_t>b.len, o.ptr)
+            return need
+        finally:
+            out_release(&o)
+    finally:
+        in_release(&b)
+
+
+def b64decoded_length(data) -> int:
+    """The number of bytes :func:`b64decode` returns for well-formed ``data``."""
+    cdef InBuf b
+    _text_acquire(data, &b)
+    try:
+        return ac_b64_decoded_len(b.ptr, <size_t>b.len)
+    finally:
+        in_release(&b)
+
+
+def _simd(enabled=None) -> bool:
+    """Test hook: whether the SSSE3 path is used; pass a bool to switch it (off, or on if the
+    CPU has it). Returns the setting now in force."""
+    global ac_b64_use_simd
+    if enabled is not None:
+        ac_b64_use_simd = 1 if (enabled and ac_cpu_has_ssse3()) else 0
+    return bool(ac_b64_use_simd)
