@@ -2,7 +2,8 @@
 
 A case module is any ``bench/cases_*.py`` with a ``cases() -> list[Case]`` function; it may
 also have ``extras() -> dict[str, object]`` for figures that are not per-call times (delays,
-for example), printed after the table and kept in the JSON. The pytest-benchmark suites
+for example), printed after the table and kept in the JSON, and ``plot(path: Path) -> None``
+which writes a PNG of its own for ``--plot``. The pytest-benchmark suites
 (``bench/test_*.py``) time the very same cases, so both views measure one definition.
 
 Timing: every implementation of a case is calibrated to a round of a few milliseconds, then
@@ -168,6 +169,45 @@ def run(cases: Iterable[Case], seconds: float, out: Callable[[str], None] = prin
     return rows
 
 
+def plot(rows: list[dict[str, Any]], path: Path, modules: list[ModuleType],
+         needle: str = "") -> list[Path]:
+    """A horizontal bar chart of every speedup (log scale, targets marked) at ``path``, and
+    each case module's own figure at ``<path stem>-<module>.png``. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    compared = [r for r in rows if "peer" in r]
+    if compared:
+        fig, ax = plt.subplots(figsize=(10, 0.35 * len(compared) + 1.5))
+        labels = [f"{r['operation']} vs {r['peer']}" for r in compared]
+        speedups = [r["speedup"] for r in compared]
+        colors = ["tab:green" if r["target_met"] is not False else "tab:red" for r in compared]
+        y = range(len(compared))
+        ax.barh(y, speedups, color=colors)
+        for i, r in enumerate(compared):
+            if r["target_speedup"] is not None:
+                ax.plot([r["target_speedup"]] * 2, [i - 0.4, i + 0.4], color="black", lw=2)
+        ax.set_yticks(list(y), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="grey", lw=0.8)
+        ax.set_xlabel("speedup over the peer (peer time / audiocore time); black: target")
+        ax.set_title("audiocore vs peers, same process and run")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    for module in modules:
+        if hasattr(module, "plot") and (not needle or needle in module.__name__.lower()):
+            own = path.with_name(f"{path.stem}-{module.__name__.removeprefix('cases_')}.png")
+            module.plot(own)
+            written.append(own)
+    return written
+
+
 def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
     parser = argparse.ArgumentParser(prog="audiocore bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short timings (a smoke run)")
@@ -180,6 +220,9 @@ def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("--strict", action="store_true",
                         help="exit with status 1 when a target is missed")
+    parser.add_argument("--plot", nargs="?", const="audiocore-bench.png", default=None,
+                        metavar="PNG", help="also write a chart of the speedups (default "
+                        "%(const)s) and each suite's own figures beside it")
     args = parser.parse_args(argv)
 
     modules = discover(bench_dir)
@@ -215,6 +258,9 @@ def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
         "extras": extras,
     }
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    if args.plot:
+        for written in plot(rows, Path(args.plot), modules, needle):
+            print(f"figure: {written}")
     missed = [r for r in rows if r.get("target_met") is False]
     print(f"\n{len(rows)} comparisons, {len(missed)} targets missed; results in {args.json}")
     return 1 if (missed and args.strict) else 0

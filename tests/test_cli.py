@@ -32,8 +32,11 @@ def test_contenders_of_every_bench_case_agree(case: harness.Case) -> None:
 
 def test_bench_prints_a_table_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    result = audiocore("bench", "--quick", "--seconds", "0.01", "--json", str(out))
+    png = tmp_path / "bench.png"
+    result = audiocore("bench", "--quick", "--seconds", "0.01", "--json", str(out),
+                       "--plot", str(png))
     assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "speedup" in result.stdout and "pybase64" in result.stdout
     data = json.loads(out.read_text())
     ops = {row["operation"] for row in data["results"]}
