@@ -17,6 +17,9 @@ from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_enco
 from audiocore._ext.opus import libopus_version
 from audiocore._ext.ring import RingBuffer
 
+# protocols: sans-I/O handlers live in audiocore.protocols; the kernel re-exported here
+from audiocore._ext.rechunk import Rechunker
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -26,6 +29,8 @@ __all__ = [
     "OpusError",
     "ProtocolError",
     "RingBuffer",
+    # protocols
+    "Rechunker",
     "alaw_decode",
     "alaw_encode",
     "b64decode",

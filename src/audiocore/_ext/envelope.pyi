@@ -1,26 +1,31 @@
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, final
 
-from typing_extensions import Buffer
+from typing_extensions import Buffer, Self
 
+@final
 class Shape:
-    paths: tuple[str, ...]
-    def __init__(
-        self,
+    @property
+    def paths(self) -> tuple[str, ...]: ...
+    def __new__(
+        cls,
         fields: Iterable[tuple[str, str, bool, tuple[str, ...]]],
         *,
         case_insensitive: bool = False,
         b64: str | None = None,
         codec: str | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     def scan(self, text: str | bytes) -> tuple[Any, ...] | None: ...
 
+@final
 class Template:
-    def __init__(
-        self, prefix: bytes, suffix: bytes, *, codec: str | None = None, pcm16: bool = False
-    ) -> None: ...
+    def __new__(
+        cls, prefix: bytes, suffix: bytes, *, codec: str | None = None, pcm16: bool = False
+    ) -> Self: ...
     def build(self, audio: Buffer) -> str: ...
     @property
     def prefix(self) -> bytes: ...
     @property
     def suffix(self) -> bytes: ...
+
+def _simd(enabled: bool | None = None) -> bool: ...

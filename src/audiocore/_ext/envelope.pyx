@@ -17,8 +17,10 @@ from libc.stdint cimport uint8_t
 from libc.string cimport memcpy
 
 from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
-from audiocore._ext.b64 cimport AC_B64_OK, ac_b64_decode, ac_b64_decoded_len, ac_b64_encode, ac_b64_encoded_len, ac_b64_init
-from audiocore._ext.g711 cimport ac_alaw_decode, ac_alaw_encode, ac_g711_init, ac_ulaw_decode, ac_ulaw_encode
+from audiocore._ext.b64 cimport (AC_B64_OK, ac_b64_decode, ac_b64_decoded_len, ac_b64_encode,
+                                 ac_b64_encoded_len, ac_b64_init, ac_b64_use_simd, ac_cpu_has_ssse3)
+from audiocore._ext.g711 cimport (ac_alaw_decode, ac_alaw_encode, ac_g711_init, ac_ulaw_decode,
+                                  ac_ulaw_encode)
 
 cdef extern from "Python.h":
     bint PyUnicode_Check(object o)
@@ -275,3 +277,12 @@ cdef class Template:
     @property
     def suffix(self) -> bytes:
         return self._suffix
+
+
+def _simd(enabled=None) -> bool:
+    """Test hook: whether this kernel's base64 uses its SSSE3 path; pass a bool to switch it
+    (off, or on if the CPU has it). Returns the setting now in force."""
+    global ac_b64_use_simd
+    if enabled is not None:
+        ac_b64_use_simd = 1 if (enabled and ac_cpu_has_ssse3()) else 0
+    return bool(ac_b64_use_simd)

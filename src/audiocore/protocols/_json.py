@@ -11,11 +11,11 @@ errors) goes the general way, so errors always come from one place.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from audiocore._ext.b64 import b64decode
-from audiocore._ext.envelope import Shape
+from audiocore._ext.envelope import Shape, Template
 from audiocore._ext.errors import DecodeError, ProtocolError
 from audiocore._ext.g711 import alaw_decode, ulaw_decode
 
@@ -127,6 +127,24 @@ def loads(message: str | bytes, *, fold_keys: bool = False) -> JSONObject:
 def dumps(obj: Any) -> str:
     """Compact JSON text, ASCII only (escapes are valid JSON for every peer)."""
     return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+class TemplateCache:
+    """Message templates by key (a stream id, a user id...), made by ``make`` on first use.
+    At most ``size`` are kept: past that the cache starts over."""
+
+    def __init__(self, make: Callable[..., Template], size: int = 256) -> None:
+        self._make = make
+        self._size = size
+        self._cache: dict[Hashable, Template] = {}
+
+    def __call__(self, *key: Any) -> Template:
+        t = self._cache.get(key)
+        if t is None:
+            if len(self._cache) >= self._size:
+                self._cache.clear()
+            t = self._cache[key] = self._make(*key)
+        return t
 
 
 class Field(NamedTuple):

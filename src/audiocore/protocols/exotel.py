@@ -5,10 +5,9 @@ Audio both ways is raw PCM16LE at 8 kHz, base64'd: :attr:`Media.pcm` is the payl
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 from audiocore._ext.envelope import Template
-from audiocore.protocols._json import dumps
+from audiocore.protocols._json import TemplateCache, dumps
 from audiocore.protocols.twilio import (
     Connected,
     Dialect,
@@ -76,10 +75,12 @@ class ExotelSession(StreamSession):
         return clear_message(self._require_stream())
 
 
-@lru_cache(maxsize=256)
-def _media_template(stream_sid: str) -> Template:
+def _make_media_template(stream_sid: str) -> Template:
     prefix = '{"event":"media","stream_sid":' + dumps(stream_sid) + ',"media":{"payload":"'
     return Template(prefix.encode("ascii"), b'"}}', pcm16=True)
+
+
+_media_template = TemplateCache(_make_media_template)
 
 
 def media_message(stream_sid: str, pcm16: bytes | bytearray | memoryview) -> str:

@@ -15,7 +15,6 @@ strings (``"sequenceNumber": "3"``) or as numbers are both read as ``int``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from audiocore._ext.envelope import Template
@@ -24,6 +23,7 @@ from audiocore.protocols._json import (
     Field,
     JSONObject,
     Schema,
+    TemplateCache,
     check_size,
     digits,
     dumps,
@@ -382,10 +382,12 @@ def _swap16(data: bytes) -> bytes:
 # ---------------------------------------------------------------- builders
 
 
-@lru_cache(maxsize=256)
-def _media_template(stream_sid: str) -> Template:
+def _make_media_template(stream_sid: str) -> Template:
     prefix = '{"event":"media","streamSid":' + dumps(stream_sid) + ',"media":{"payload":"'
     return Template(prefix.encode("ascii"), b'"}}', codec="ulaw")
+
+
+_media_template = TemplateCache(_make_media_template)
 
 
 def media_message(stream_sid: str, pcm16: bytes | bytearray | memoryview) -> str:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from audiocore._ext.envelope import Template
 from audiocore._ext.errors import ProtocolError
 from audiocore.protocols._json import (
     JSONObject,
+    TemplateCache,
     check_size,
     decode_b64,
     dumps,
@@ -222,10 +222,18 @@ def _object_overrides(frame: JSONObject, path: str) -> JSONObject:
     return out
 
 
-def _pcm(data: bytes | bytearray | memoryview) -> bytes:
+def _pcm(data: bytes | bytearray | memoryview, field: str | None = None) -> bytes:
     pcm = bytes(data)
     if len(pcm) & 1:
-        raise ProtocolError(f"audio of {len(pcm)} bytes is not whole PCM16 samples", None)
+        where = f"{field}: " if field else ""
+        raise ProtocolError(f"{where}audio of {len(pcm)} bytes is not whole PCM16 samples", field)
+    return pcm
+
+
+def _pcm_out(data: bytes | bytearray | memoryview) -> bytes:
+    pcm = bytes(data)
+    if len(pcm) & 1:
+        raise ValueError(f"PCM16 audio has an even number of bytes, not {len(pcm)}")
     return pcm
 
 
@@ -295,7 +303,7 @@ class V1Client:
         """A binary frame of user speech (PCM16LE at the STT rate)."""
         if not self.is_open:
             raise ValueError("open() first: the server expects the open frame before audio")
-        return _pcm(pcm)
+        return _pcm_out(pcm)
 
     def receive(self, message: str | bytes | bytearray | memoryview) -> Any:
         check_size(message, self.max_message_size)
@@ -337,7 +345,7 @@ class V1Server:
 
     def audio(self, pcm: bytes | bytearray | memoryview) -> bytes:
         """A binary frame of bot speech (PCM16LE at the TTS rate)."""
-        return _pcm(pcm)
+        return _pcm_out(pcm)
 
     def error(self, message: str) -> str:
         return dumps({"kind": KIND["error"], FIELD["message"]: message})
@@ -346,13 +354,15 @@ class V1Server:
 # ---------------------------------------------------------------- v2
 
 
-@lru_cache(maxsize=256)
-def _audio_template(kind: str, user_id: str) -> Template:
+def _make_audio_template(kind: str, user_id: str) -> Template:
     prefix = (
         '{"kind":' + dumps(kind) + "," + dumps(FIELD["user_id"]) + ":" + dumps(user_id)
         + "," + dumps(FIELD["audio"]) + ':"'
     )
     return Template(prefix.encode("ascii"), b'"}', pcm16=True)
+
+
+_audio_template = TemplateCache(_make_audio_template)
 
 
 class V2Client:
@@ -413,8 +423,9 @@ class V2Client:
             if kind == KIND["bot_audio"]:
                 if uid is None:
                     raise ProtocolError(f"{path}user_id: required field is missing", f"{path}user_id")
-                data = want(frame, FIELD["audio"], "str", f"{path}{FIELD['audio']}")
-                events.append(BotAudio(uid, _pcm(decode_b64(data, f"{path}{FIELD['audio']}"))))
+                where = f"{path}{FIELD['audio']}"
+                data = want(frame, FIELD["audio"], "str", where)
+                events.append(BotAudio(uid, _pcm(decode_b64(data, where), where)))
             elif kind == KIND["opened"]:
                 opened = True
                 events.append(Opened(frame))
@@ -508,8 +519,9 @@ class V2Server:
                 del users[uid]
                 events.append(End(uid, frame))
             elif kind == KIND["user_audio"]:
-                data = want(frame, FIELD["audio"], "str", f"{path}{FIELD['audio']}")
-                events.append(UserAudio(uid, _pcm(decode_b64(data, f"{path}{FIELD['audio']}"))))
+                where = f"{path}{FIELD['audio']}"
+                data = want(frame, FIELD["audio"], "str", where)
+                events.append(UserAudio(uid, _pcm(decode_b64(data, where), where)))
             elif kind == KIND["user_text"]:
                 events.append(UserText(uid, want(frame, FIELD["text"], "str", f"{path}text")))
             else:
