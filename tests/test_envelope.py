@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import audioop
+import dataclasses
+import gc
+import sys
 import base64
 import json
 import random
@@ -240,3 +243,55 @@ def test_scan_of_large_payloads_and_every_length() -> None:
         codes = rng.randbytes(n)
         text = json.dumps({"d": base64.b64encode(codes).decode()})
         assert shape.scan(text) == (codes, audioop.ulaw2lin(codes, 2))
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class Rec:
+    kind: str
+    data: bytes
+    flag: bool
+    n: int | None
+    pcm: bytes
+
+
+REC_FIELDS = [("kind", "str", True, ("a", "b")), ("n", "int", False, ()), ("body", "object", True, ()),
+              ("body.data", "str", True, ()), ("body.flag", "bool", False, (), False)]
+REC_SLOTS = ("kind", "n", "data", "flag", "pcm")
+
+
+@given(st.binary(max_size=100), st.sampled_from(["a", "b"]), st.one_of(st.none(), st.integers(-5, 5)),
+       st.one_of(st.none(), st.booleans()), st.sampled_from(["ulaw", "alaw", "pcm16"]))
+def test_records_are_the_class_built_from_the_reference_values(data, kind, n, flag, codec) -> None:
+    if codec == "pcm16":
+        data = data[: len(data) // 2 * 2]
+    msg = {"kind": kind, "n": n, "body": {"data": base64.b64encode(data).decode(), "flag": flag}}
+    text = json.dumps(msg)
+    shape = Shape(REC_FIELDS, b64="body.data")
+    rec = Shape(REC_FIELDS, b64="body.data", codec=codec, record=Rec, slots=REC_SLOTS).scan(text)
+    pcm = {"ulaw": lambda b: audioop.ulaw2lin(b, 2), "alaw": lambda b: audioop.alaw2lin(b, 2), "pcm16": lambda b: b}[codec](data)
+    assert rec == Rec(kind, data, bool(flag), n, pcm)
+    assert shape.scan(text)[:4] == (kind, n, data, bool(flag))
+    assert gc.is_tracked(rec)
+    assert sys.getrefcount(rec) == 2  # the local name and the call's argument: nothing leaked
+    if codec == "pcm16":
+        assert rec.pcm is rec.data
+
+
+def test_record_classes_are_checked() -> None:
+    class Plain:
+        pass
+
+    @dataclasses.dataclass(slots=True)
+    class Short:
+        kind: str
+
+    class WithNew:
+        __slots__ = ("kind", "n", "data", "flag", "pcm")
+
+        def __new__(cls):  # type: ignore[no-untyped-def]
+            return object.__new__(cls)
+
+    for bad, slots in [(Plain, REC_SLOTS), (Short, ("kind",)), (Short, ("kind", "n", None, None, None)),
+                       (Rec, ("kind", "n", "data", "flag", "flag")), (WithNew, REC_SLOTS), (int, REC_SLOTS)]:
+        with pytest.raises((TypeError, ValueError)):
+            Shape(REC_FIELDS, b64="body.data", codec="ulaw", record=bad, slots=slots)

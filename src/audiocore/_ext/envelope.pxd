@@ -49,19 +49,26 @@ cdef enum Codec:
     CODEC_NONE = 0
     CODEC_ULAW = 1
     CODEC_ALAW = 2
+    CODEC_PCM16 = 3     # the payload is PCM16 already: appended as is
 
 
 cdef class Shape:
     cdef ac_jshape sh
     cdef list _keep
     cdef tuple _alts
+    cdef tuple _defaults
     cdef int _b64
     cdef Codec _codec
     cdef int _leaves[16]
     cdef int _nleaves
+    cdef int _nout
+    cdef object _record
+    cdef Py_ssize_t _offsets[17]
     cdef readonly tuple paths
 
     cdef int c_scan(self, const uint8_t* text, size_t n, ac_jval* out) noexcept
+    cdef _bind(self, record, slots)
+    cdef object _value(self, int i, ac_jval* vals, object payload)
 
 
 cdef class Template:

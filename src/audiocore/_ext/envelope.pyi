@@ -1,4 +1,4 @@
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, final
 
 from typing_extensions import Buffer, Self
@@ -9,13 +9,16 @@ class Shape:
     def paths(self) -> tuple[str, ...]: ...
     def __new__(
         cls,
-        fields: Iterable[tuple[str, str, bool, tuple[str, ...]]],
+        fields: Iterable[tuple[Any, ...]],
         *,
         case_insensitive: bool = False,
         b64: str | None = None,
         codec: str | None = None,
+        record: type | None = None,
+        slots: Sequence[str | None] | None = None,
     ) -> Self: ...
-    def scan(self, text: str | bytes) -> tuple[Any, ...] | None: ...
+    def scan(self, text: str | bytes) -> Any:
+        """A tuple, a ``record`` instance, or None."""
 
 @final
 class Template:

@@ -11,7 +11,7 @@ fields and the literal text come from the caller.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_FromLongLong
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport PyObject, Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport uint8_t
 from libc.string cimport memcpy
@@ -22,7 +22,23 @@ from audiocore._ext.b64 cimport (AC_B64_OK, ac_b64_decode, ac_b64_decoded_len, a
 from audiocore._ext.g711 cimport (ac_alaw_decode, ac_alaw_encode, ac_g711_init, ac_ulaw_decode,
                                   ac_ulaw_encode)
 
+cdef extern from "structmember.h":
+    enum:
+        T_OBJECT_EX
+        READONLY
+
 cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+        int flags
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    ctypedef struct PyTypeObject:
+        PyObject* (*tp_alloc)(PyTypeObject*, Py_ssize_t)
+        Py_ssize_t tp_dictoffset
+    PyTypeObject PyMemberDescr_Type
+    bint PyObject_TypeCheck(object o, PyTypeObject* t)
     bint PyUnicode_Check(object o)
     bint PyUnicode_IS_ASCII(object o)
     void* PyUnicode_DATA(object o)
@@ -36,7 +52,7 @@ ac_g711_init()
 
 _TYPES = {"str": AC_JW_STR, "int": AC_JW_INT, "bool": AC_JW_BOOL, "object": AC_JW_OBJ,
           "count": AC_JW_INT | AC_JW_DIGITS}
-_CODECS = {None: CODEC_NONE, "ulaw": CODEC_ULAW, "alaw": CODEC_ALAW}
+_CODECS = {None: CODEC_NONE, "ulaw": CODEC_ULAW, "alaw": CODEC_ALAW, "pcm16": CODEC_PCM16}
 
 # G.711 codes staged on the stack per step of Template (a multiple of 3 keeps base64 groups whole).
 DEF STAGE = 3072
@@ -61,22 +77,30 @@ cdef int text_view(object text, const uint8_t** ptr, Py_ssize_t* n) noexcept:
 cdef class Shape:
     """The plain form of one kind of JSON message.
 
-    ``fields`` is a sequence of ``(path, types, required, alternatives)``: ``path`` a dotted
-    key path (a parent before its children), ``types`` one or more of ``"str"``, ``"int"``,
+    ``fields`` is a sequence of ``(path, types, required, alternatives[, default])``: ``path``
+    a dotted key path (a parent before its children), ``types`` one or more of ``"str"``,
+    ``"int"``,
     ``"bool"``, ``"object"`` joined by ``"|"``, or ``"count"`` (an integer, or a string of 1 to
     18 decimal digits read as one), ``required`` whether the field must be
     present (non-null) when its parent is, ``alternatives`` the strings the value may equal
-    (empty: any). ``b64`` names the string field holding base64 audio; ``codec`` (``"ulaw"``,
-    ``"alaw"`` or None) expands the decoded bytes to PCM16. ``case_insensitive`` compares keys
-    ignoring ASCII case.
+    (empty: any), ``default`` the value read when it is absent or null (None if not given).
+    ``b64`` names the string field holding base64 audio; ``codec`` (``"ulaw"``, ``"alaw"``,
+    ``"pcm16"`` or None) appends the decoded bytes as PCM16 (expanded from G.711; for
+    ``"pcm16"`` the same object). ``case_insensitive`` compares keys ignoring ASCII case.
 
-    :meth:`scan` returns a tuple with one value per non-object field, in table order (``None``
-    when absent or null; for a field with alternatives, the matching alternative), with the
+    :meth:`scan` returns a tuple with one value per non-object field, in table order (the
+    default when absent; for a field with alternatives, the matching alternative), with the
     decoded audio ``bytes`` in the base64 field's place and, with a codec, the PCM16 ``bytes``
     appended; or ``None`` when the text is not a plain instance of the shape.
+
+    With ``record`` (a class whose instances hold only ``__slots__``, such as a
+    ``dataclass(slots=True)``) and ``slots`` (the attribute for each value of that tuple, None
+    to leave a value out, every slot of the class named once), :meth:`scan` returns an instance
+    of ``record`` with those attributes set directly, without calling its ``__init__``.
     """
 
-    def __cinit__(self, fields, *, bint case_insensitive=False, str b64=None, str codec=None):
+    def __cinit__(self, fields, *, bint case_insensitive=False, str b64=None, str codec=None,
+                  record=None, slots=None):
         cdef ac_jfield* f
         cdef int i, k, parent
         if codec not in _CODECS:
@@ -94,7 +118,10 @@ cdef class Shape:
         self._b64 = -1
         self._nleaves = 0
         alts = []
-        for i, (path, types, required, alternatives) in enumerate(fields):
+        defaults = []
+        for i, field in enumerate(fields):
+            path, types, required, alternatives = field[:4]
+            defaults.append(field[4] if len(field) > 4 else None)
             f = &self.sh.f[i]
             parent_path, _, name = path.rpartition(".")
             if parent_path:
@@ -139,7 +166,38 @@ cdef class Shape:
         if self._codec != CODEC_NONE and self._b64 < 0:
             raise ValueError("a codec needs a base64 field")
         self._alts = tuple(alts)
+        self._defaults = tuple(defaults)
         self.paths = tuple(paths[self._leaves[i]] for i in range(self._nleaves))
+        self._nout = self._nleaves + (self._codec != CODEC_NONE)
+        self._record = None
+        if record is not None:
+            self._bind(record, slots)
+
+    cdef _bind(self, record, slots):
+        """Find where each value goes in an instance of ``record``."""
+        cdef PyMemberDescrObject* d
+        if not isinstance(record, type) or (<PyTypeObject*><PyObject*>record).tp_dictoffset:
+            raise TypeError("record must be a class whose instances have no __dict__")
+        if record.__new__ is not object.__new__:
+            raise TypeError("record must not define __new__")
+        members = {}
+        for klass in reversed(record.__mro__):
+            for name, attr in vars(klass).items():
+                if PyObject_TypeCheck(attr, &PyMemberDescr_Type):
+                    d = <PyMemberDescrObject*><PyObject*>attr
+                    if d.d_member.type != T_OBJECT_EX or d.d_member.flags & READONLY:
+                        raise TypeError(f"record slot {name!r} is not a plain object slot")
+                    members[name] = d.d_member.offset
+        slots = tuple(slots or ())
+        if len(slots) != self._nout:
+            raise ValueError(f"slots names {len(slots)} values, the shape gives {self._nout}")
+        named = [s for s in slots if s is not None]
+        if sorted(named) != sorted(members):
+            raise ValueError(f"slots must name every slot of {record.__name__} once: "
+                             f"{sorted(members)}, not {sorted(named)}")
+        for i, name in enumerate(slots):
+            self._offsets[i] = -1 if name is None else members[name]
+        self._record = record
 
     cdef int c_scan(self, const uint8_t* text, size_t n, ac_jval* out) noexcept:
         return ac_json_scan(&self.sh, text, n, out)
@@ -153,6 +211,7 @@ cdef class Shape:
         cdef int i, idx
         cdef size_t need, err_offset
         cdef object payload = None
+        cdef PyObject* obj
         if not text_view(text, &p, &n):
             return None
         if not ac_json_scan(&self.sh, p, <size_t>n, vals):
@@ -163,33 +222,49 @@ cdef class Shape:
             payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>need)
             if ac_b64_decode(v.p, v.n, <uint8_t*>PyBytes_AS_STRING(payload), &err_offset) != AC_B64_OK:
                 return None
-        out = PyTuple_New(self._nleaves + (self._codec != CODEC_NONE))
-        for i in range(self._nleaves):
-            idx = self._leaves[i]
-            v = &vals[idx]
-            if v.type == AC_J_STR:
-                if idx == self._b64:
-                    item = payload
-                elif self.sh.f[idx].nalts:
-                    item = (<tuple>self._alts[idx])[v.alt]
-                else:
-                    item = PyUnicode_New(<Py_ssize_t>v.n, 127)
-                    memcpy(PyUnicode_DATA(item), v.p, v.n)
-            elif v.type == AC_J_INT:
-                item = PyLong_FromLongLong(v.i)
-            elif v.type == AC_J_TRUE:
-                item = True
-            elif v.type == AC_J_FALSE:
-                item = False
-            else:
-                item = None
-            Py_INCREF(item)
-            PyTuple_SET_ITEM(out, i, item)
-        if self._codec != CODEC_NONE:
-            item = _expand(payload, self._codec)
-            Py_INCREF(item)
-            PyTuple_SET_ITEM(out, self._nleaves, item)
-        return out
+        if self._record is None:
+            out = PyTuple_New(self._nout)
+            for i in range(self._nout):
+                item = self._value(i, vals, payload)
+                Py_INCREF(item)
+                PyTuple_SET_ITEM(out, i, item)
+            return out
+        obj = (<PyTypeObject*><PyObject*>self._record).tp_alloc(
+            <PyTypeObject*><PyObject*>self._record, 0)
+        if obj == NULL:
+            raise MemoryError()
+        record = <object>obj
+        Py_DECREF(record)  # the cast took a reference of its own
+        for i in range(self._nout):
+            if self._offsets[i] >= 0:
+                item = self._value(i, vals, payload)
+                Py_INCREF(item)
+                (<PyObject**>(<char*>obj + self._offsets[i]))[0] = <PyObject*>item
+        return record
+
+    cdef object _value(self, int i, ac_jval* vals, object payload):
+        """Output value i of a successful scan."""
+        cdef int idx
+        cdef ac_jval* v
+        if i == self._nleaves:
+            return payload if self._codec == CODEC_PCM16 else _expand(payload, self._codec)
+        idx = self._leaves[i]
+        v = &vals[idx]
+        if v.type == AC_J_STR:
+            if idx == self._b64:
+                return payload
+            if self.sh.f[idx].nalts:
+                return (<tuple>self._alts[idx])[v.alt]
+            item = PyUnicode_New(<Py_ssize_t>v.n, 127)
+            memcpy(PyUnicode_DATA(item), v.p, v.n)
+            return item
+        if v.type == AC_J_INT:
+            return PyLong_FromLongLong(v.i)
+        if v.type == AC_J_TRUE:
+            return True
+        if v.type == AC_J_FALSE:
+            return False
+        return self._defaults[idx]
 
 
 cdef bytes _expand(bytes codes, Codec codec):

@@ -150,22 +150,26 @@ class TemplateCache:
 class Field(NamedTuple):
     """One field of a :class:`Schema`: dotted ``path`` (a parent before its children),
     ``types`` (``"str"``, ``"int"``, ``"bool"``, ``"object"``, joined by ``"|"``), whether it
-    is ``required`` when its parent is present, and the strings it may equal (empty: any).
-    ``"count"`` is an integer sent as a number or as a string of decimal digits."""
+    is ``required`` when its parent is present, the strings it may equal (empty: any) and the
+    value read when it is absent or null. ``"count"`` is an integer sent as a number or as a
+    string of decimal digits."""
 
     path: str
     types: str
     required: bool = False
     alternatives: tuple[str, ...] = ()
+    default: Any = None
 
 
 class Schema:
     """One kind of message: its C fast path (:meth:`scan`) and its general reading
     (:meth:`extract`), which agree on every text the fast path accepts.
 
-    The result is a tuple with one value per non-object field in order (``None`` where absent
-    or null), the ``b64`` field decoded to ``bytes`` and, with a ``codec``, its PCM16
-    expansion appended.
+    The result is a tuple with one value per non-object field in order (its default where
+    absent or null), the ``b64`` field decoded to ``bytes`` and, with a ``codec``, its PCM16
+    form appended (``"pcm16"``: the same bytes). With ``record`` and ``slots`` (see
+    :class:`~audiocore._ext.envelope.Shape`) :meth:`scan` returns the event itself, and
+    :meth:`make` builds the same event from :meth:`extract`'s tuple.
     """
 
     def __init__(
@@ -175,12 +179,18 @@ class Schema:
         case_insensitive: bool = False,
         b64: str | None = None,
         codec: str | None = None,
+        record: type | None = None,
+        slots: Sequence[str | None] | None = None,
     ) -> None:
         self.fields = tuple(fields)
         self.case_insensitive = case_insensitive
         self.b64 = b64
         self.codec = codec
-        self.shape = Shape(self.fields, case_insensitive=case_insensitive, b64=b64, codec=codec)
+        self.record = record
+        self.slots = tuple(slots or ())
+        self.shape = Shape(
+            self.fields, case_insensitive=case_insensitive, b64=b64, codec=codec, record=record, slots=slots
+        )
         self.scan = self.shape.scan
         lookup = []
         index = {f.path: i for i, f in enumerate(self.fields)}
@@ -190,6 +200,12 @@ class Schema:
         self._lookup = lookup
         self._leaves = [i for i, f in enumerate(self.fields) if f.types != "object"]
         self._decode = _DECODERS.get(codec) if codec else None
+        self._b64_index = next((i for i, f in enumerate(self.fields) if f.path == b64), -1)
+
+    def make(self, values: tuple[Any, ...]) -> Any:
+        """The ``record`` holding ``values`` (as :meth:`scan` would build it)."""
+        assert self.record is not None
+        return self.record(**{name: v for name, v in zip(self.slots, values) if name is not None})
 
     def extract(self, obj: JSONObject, prefix: str = "") -> tuple[Any, ...]:
         """The fields of a parsed message (keys already folded if case-insensitive)."""
@@ -197,12 +213,14 @@ class Schema:
         for i, (f, (parent, key)) in enumerate(zip(self.fields, self._lookup)):
             container = obj if parent < 0 else values[parent]
             if container is None:
+                values[i] = f.default
                 continue
             value = container.get(key)
             path = prefix + f.path
             if value is None:
                 if f.required:
                     raise ProtocolError(f"{path}: required field is missing", path)
+                values[i] = f.default
                 continue
             if not _is(value, f.types):
                 want = " or ".join(_KINDS[t] for t in f.types.split("|"))
@@ -217,9 +235,10 @@ class Schema:
                 value = digits(value, path)
             values[i] = value
         out = [values[i] for i in self._leaves]
-        if self._decode is not None:
-            index = self.fields.index(next(f for f in self.fields if f.path == self.b64))
-            out.append(self._decode(values[index]))
+        if self.codec == "pcm16":
+            out.append(values[self._b64_index])
+        elif self._decode is not None:
+            out.append(self._decode(values[self._b64_index]))
         return tuple(out)
 
 

@@ -73,7 +73,7 @@ UNVERIFIED = {
 # ---------------------------------------------------------------- events
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class AudioMetadata:
     """The stream's format; the first message of a stream."""
 
@@ -84,7 +84,7 @@ class AudioMetadata:
     frame_bytes: int  #: bytes of PCM16 per 20 ms frame (``length`` on the wire)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class AudioData:
     """One 20 ms frame of PCM16LE (``pcm``, owned by the event)."""
 
@@ -95,14 +95,14 @@ class AudioData:
     mark: str | None  #: the ``Id`` of a preview mark carried by the frame
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class DtmfData:
     digit: str
     timestamp: str | None
     participant: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class TranscriptionMetadata:
     subscription_id: str | None
     locale: str | None
@@ -111,14 +111,14 @@ class TranscriptionMetadata:
     payload: JSONObject  #: every field as parsed (keys in lower case)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Word:
     text: str
     offset: int | None  #: 100 ns ticks
     duration: int | None  #: 100 ns ticks
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class TranscriptionData:
     text: str
     format: str | None
@@ -134,13 +134,13 @@ class TranscriptionData:
         return (self.result_status or "").lower() == "final"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class MarkData:
     id: str
     status: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Unknown:
     """A well-formed message of a kind this module does not know."""
 
@@ -169,12 +169,14 @@ _AUDIO = Schema(
         Field("audioData.data", "str", True),
         Field("audioData.timestamp", "str"),
         Field("audioData.participantRawID", "str"),
-        Field("audioData.silent", "bool"),
+        Field("audioData.silent", "bool", default=False),
         Field("audioData.mark", "object"),
         Field("audioData.mark.Id", "str", True),
     ],
     case_insensitive=True,
     b64="audioData.data",
+    record=AudioData,
+    slots=(None, "pcm", "timestamp", "participant", "silent", "mark"),
 )
 _METADATA = Schema(
     [
@@ -248,16 +250,16 @@ class AcsSession:
         session is then unchanged)."""
         check_size(message, self.max_message_size)
         if self._fast:
-            values = _AUDIO.scan(message)
-            if values is not None:
-                return self._audio(values)
+            ev = _AUDIO.scan(message)
+            if ev is not None:
+                return self._audio(ev)
         return self._receive_general(message)
 
     def _receive_general(self, message: str | bytes) -> Event:
         obj = loads(message, fold_keys=True)
         kind = want(obj, "kind", "str", "kind")
         if kind == "AudioData":
-            return self._audio(_AUDIO.extract(obj))
+            return self._audio(_AUDIO.make(_AUDIO.extract(obj)))
         if kind == "AudioMetadata":
             sub, encoding, rate, channels, length = _METADATA.extract(obj)
             meta = _checked_format(sub, encoding, rate, channels, length)
@@ -279,8 +281,7 @@ class AcsSession:
                 payload = value
         return Unknown(kind, payload)
 
-    def _audio(self, values: tuple[Any, ...]) -> AudioData:
-        _, pcm, ts, participant, silent, mark = values
+    def _audio(self, ev: AudioData) -> AudioData:
         meta = self.metadata
         if meta is None:
             raise ProtocolError(
@@ -288,22 +289,22 @@ class AcsSession:
                 "session to assume a format)",
                 "audioData",
             )
-        silent = bool(silent)
-        if len(pcm) != meta.frame_bytes and not (silent and not pcm):
+        n = len(ev.pcm)
+        if n != meta.frame_bytes and (n or not ev.silent):
             raise ProtocolError(
                 f"audioData.data: a frame holds {meta.frame_bytes} bytes at "
-                f"{meta.sample_rate} Hz, this one {len(pcm)}",
+                f"{meta.sample_rate} Hz, this one {n}",
                 "audioData.data",
             )
-        state = self.participants.get(participant)
+        state = self.participants.get(ev.participant)
         if state is None:
             if len(self.participants) >= self.max_participants:
                 del self.participants[next(iter(self.participants))]
-            state = self.participants[participant] = ParticipantState()
+            state = self.participants[ev.participant] = ParticipantState()
         state.frames += 1
-        state.silent_frames += silent
-        state.last_timestamp = ts
-        return AudioData(pcm, ts, participant, silent, mark)
+        state.silent_frames += ev.silent
+        state.last_timestamp = ev.timestamp
+        return ev
 
 
 def _checked_format(

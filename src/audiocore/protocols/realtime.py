@@ -68,21 +68,21 @@ UNVERIFIED = {
 # ---------------------------------------------------------------- events
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class SessionCreated:
     type: str
     event_id: str | None
     session: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class SessionUpdated:
     type: str
     event_id: str | None
     session: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Error:
     """A server ``error`` event (most are recoverable); the fields of its ``error`` object."""
 
@@ -95,14 +95,14 @@ class Error:
     error_event_id: str | None  #: the client event that caused it
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Warning:
     type: str
     event_id: str | None
     payload: JSONObject  #: the whole message
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class InputAudioBufferCommitted:
     type: str
     event_id: str | None
@@ -110,13 +110,13 @@ class InputAudioBufferCommitted:
     item_id: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class InputAudioBufferCleared:
     type: str
     event_id: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class SpeechStarted:
     """The server's VAD heard the user start: the moment to barge in."""
 
@@ -126,7 +126,7 @@ class SpeechStarted:
     item_id: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class SpeechStopped:
     type: str
     event_id: str | None
@@ -134,7 +134,7 @@ class SpeechStopped:
     item_id: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ConversationItemCreated:
     """``conversation.item.created`` (beta) or ``conversation.item.added`` (GA)."""
 
@@ -144,7 +144,7 @@ class ConversationItemCreated:
     item: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ConversationItemDone:
     type: str
     event_id: str | None
@@ -152,14 +152,14 @@ class ConversationItemDone:
     item: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ConversationItemRetrieved:
     type: str
     event_id: str | None
     item: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ConversationItemTruncated:
     type: str
     event_id: str | None
@@ -168,14 +168,14 @@ class ConversationItemTruncated:
     audio_end_ms: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ConversationItemDeleted:
     type: str
     event_id: str | None
     item_id: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class InputTranscriptionDelta:
     type: str
     event_id: str | None
@@ -184,7 +184,7 @@ class InputTranscriptionDelta:
     delta: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class InputTranscriptionCompleted:
     type: str
     event_id: str | None
@@ -193,7 +193,7 @@ class InputTranscriptionCompleted:
     transcript: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class InputTranscriptionFailed:
     type: str
     event_id: str | None
@@ -202,7 +202,7 @@ class InputTranscriptionFailed:
     error: JSONObject | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ResponseCreated:
     type: str
     event_id: str | None
@@ -214,7 +214,7 @@ class ResponseCreated:
         return rid if isinstance(rid, str) else None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ResponseDone:
     type: str
     event_id: str | None
@@ -231,7 +231,7 @@ class ResponseDone:
         return status if isinstance(status, str) else None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class OutputItemAdded:
     type: str
     event_id: str | None
@@ -240,7 +240,7 @@ class OutputItemAdded:
     item: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class OutputItemDone:
     type: str
     event_id: str | None
@@ -249,7 +249,7 @@ class OutputItemDone:
     item: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ContentPartAdded:
     type: str
     event_id: str | None
@@ -260,7 +260,7 @@ class ContentPartAdded:
     part: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ContentPartDone:
     type: str
     event_id: str | None
@@ -271,7 +271,7 @@ class ContentPartDone:
     part: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class AudioDelta:
     """Audio of a response: ``pcm`` is PCM16LE at the session's output rate (G.711 output is
     expanded); ``payload`` the bytes as sent (the same object when the format is PCM16)."""
@@ -282,11 +282,11 @@ class AudioDelta:
     item_id: str
     output_index: int | None
     content_index: int | None
-    pcm: bytes
     payload: bytes
+    pcm: bytes
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class DroppedAudioDelta:
     """A late audio delta of a response cancelled by :meth:`RealtimeSession.barge_in`: not
     to be played. ``audio_bytes`` is the size of its decoded payload."""
@@ -298,7 +298,7 @@ class DroppedAudioDelta:
     audio_bytes: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class AudioDone:
     type: str
     event_id: str | None
@@ -308,7 +308,7 @@ class AudioDone:
     content_index: int | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class AudioTranscriptDelta:
     type: str
     event_id: str | None
@@ -319,7 +319,7 @@ class AudioTranscriptDelta:
     delta: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class AudioTranscriptDone:
     type: str
     event_id: str | None
@@ -330,7 +330,7 @@ class AudioTranscriptDone:
     transcript: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class TextDelta:
     type: str
     event_id: str | None
@@ -341,7 +341,7 @@ class TextDelta:
     delta: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class TextDone:
     type: str
     event_id: str | None
@@ -352,7 +352,7 @@ class TextDone:
     text: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class FunctionCallArgumentsDelta:
     type: str
     event_id: str | None
@@ -363,7 +363,7 @@ class FunctionCallArgumentsDelta:
     delta: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class FunctionCallArgumentsDone:
     type: str
     event_id: str | None
@@ -375,14 +375,14 @@ class FunctionCallArgumentsDone:
     arguments: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class RateLimitsUpdated:
     type: str
     event_id: str | None
     rate_limits: list[Any]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class AudioTimestamp:
     """Voice Live ``response.audio_timestamp.*``."""
 
@@ -393,7 +393,7 @@ class AudioTimestamp:
     payload: JSONObject  #: the whole message
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Animation:
     """Voice Live ``response.animation_*`` (blendshapes, visemes)."""
 
@@ -404,7 +404,7 @@ class Animation:
     payload: JSONObject  #: the whole message
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Unknown:
     """A well-formed server event of a type this module does not know."""
 
@@ -525,7 +525,7 @@ AUDIO_DELTA_TYPES = ("response.audio.delta", "response.output_audio.delta")
 KNOWN_TYPES = frozenset(_PARSERS) | frozenset(AUDIO_DELTA_TYPES)
 
 
-def _delta_schema(codec: str | None) -> Schema:
+def _delta_schema(codec: str) -> Schema:
     return Schema(
         [
             Field("type", "str", True, AUDIO_DELTA_TYPES),
@@ -538,10 +538,13 @@ def _delta_schema(codec: str | None) -> Schema:
         ],
         b64="delta",
         codec=codec,
+        record=AudioDelta,
+        slots=("type", "event_id", "response_id", "item_id", "output_index", "content_index", "payload", "pcm"),
     )
 
 
-_DELTA = {None: _delta_schema(None), "ulaw": _delta_schema("ulaw"), "alaw": _delta_schema("alaw")}
+# By output codec; PCM16 (and formats audiocore does not know) pass through as they are.
+_DELTA = {None: _delta_schema("pcm16"), "ulaw": _delta_schema("ulaw"), "alaw": _delta_schema("alaw")}
 
 # ---------------------------------------------------------------- audio formats
 
@@ -688,13 +691,13 @@ class RealtimeSession:
         unchanged)."""
         check_size(message, self.max_message_size)
         if self._fast:
-            values = self._delta.scan(message)
-            if values is not None:
-                return self._audio(values)
+            delta = self._delta.scan(message)
+            if delta is not None:
+                return self._audio(delta)
         obj = loads(message)
         type_ = want(obj, "type", "str", "type")
         if type_ in AUDIO_DELTA_TYPES:
-            return self._audio(self._delta.extract(obj))
+            return self._audio(self._delta.make(self._delta.extract(obj)))
         parser = _PARSERS.get(type_)
         if parser is None:
             return Unknown(type_, obj)
@@ -712,21 +715,16 @@ class RealtimeSession:
                 self.response_id = None
         return ev
 
-    def _audio(self, values: tuple[Any, ...]) -> AudioDelta | DroppedAudioDelta:
-        if self.output_format.codec:
-            type_, event_id, response_id, item_id, output_index, content_index, payload, pcm = values
-        else:
-            type_, event_id, response_id, item_id, output_index, content_index, payload = values
-            pcm = payload
-        if response_id in self._cancelled:
-            return DroppedAudioDelta(type_, event_id, response_id, item_id, len(payload))
-        item = self._items.get(item_id)
+    def _audio(self, ev: AudioDelta) -> AudioDelta | DroppedAudioDelta:
+        if ev.response_id in self._cancelled:
+            return DroppedAudioDelta(ev.type, ev.event_id, ev.response_id, ev.item_id, len(ev.payload))
+        item = self._items.get(ev.item_id)
         if item is None:
             if len(self._items) >= self.max_items:
                 self._items.popitem(last=False)
-            item = self._items[item_id] = _Item(response_id)
-        item.audio_bytes += len(payload)
-        return AudioDelta(type_, event_id, response_id, item_id, output_index, content_index, pcm, payload)
+            item = self._items[ev.item_id] = _Item(ev.response_id)
+        item.audio_bytes += len(ev.payload)
+        return ev
 
     def received_ms(self, item_id: str) -> int:
         """Milliseconds of audio received so far for ``item_id`` (0 if unknown)."""

@@ -64,13 +64,13 @@ UNVERIFIED = {
 # ---------------------------------------------------------------- events
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Connected:
     protocol: str | None
     version: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Start:
     """The stream's metadata; ``encoding``/``sample_rate``/``channels`` are the inbound
     media format as sent, ``payload`` the whole ``start`` object."""
@@ -87,7 +87,7 @@ class Start:
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Media:
     """One chunk of call audio. ``pcm``: PCM16LE (None for an encoding audiocore does not
     decode); ``payload``: the bytes as sent. ``sequence``/``chunk``/``timestamp`` (ms) order
@@ -102,7 +102,7 @@ class Media:
     payload: bytes
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Dtmf:
     stream_id: str | None
     sequence: int | None
@@ -110,7 +110,7 @@ class Dtmf:
     digit: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Mark:
     """A mark we sent came back: the audio before it has played (or was cleared)."""
 
@@ -119,14 +119,14 @@ class Mark:
     name: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Stop:
     stream_id: str | None
     sequence: int | None
     payload: JSONObject  #: the ``stop`` object (call id, reason...), empty if absent
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Error:
     """An error frame (Telnyx)."""
 
@@ -138,7 +138,7 @@ class Error:
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Unknown:
     """A well-formed message of an ``event`` this module does not know."""
 
@@ -183,10 +183,15 @@ TWILIO = Dialect(
     encodings={"audio/x-mulaw": "ulaw", "audio/x-alaw": "alaw"},
 )
 
-_G711 = ("ulaw", "alaw")
+_FAST = ("ulaw", "alaw", "pcm16")  # codecs whose media the fast path reads into a Media
 
 
 def _media_schema(d: Dialect, codec: str | None) -> Schema:
+    """The media message of a dialect; with a codec that gives PCM16 it reads into a Media."""
+    record = {} if codec is None else {
+        "record": Media,
+        "slots": (None, "sequence", "stream_id", "track", "chunk", "timestamp", "payload", "pcm"),
+    }
     return Schema(
         [
             Field("event", "str", True, ("media",)),
@@ -200,6 +205,7 @@ def _media_schema(d: Dialect, codec: str | None) -> Schema:
         ],
         b64="media.payload",
         codec=codec,
+        **record,  # type: ignore[arg-type]
     )
 
 
@@ -209,7 +215,7 @@ _SCHEMAS: dict[str, dict[str | None, Schema]] = {}
 def _schemas(d: Dialect) -> dict[str | None, Schema]:
     """The media schemas of a dialect (by codec), made once per dialect name."""
     if d.name not in _SCHEMAS:
-        _SCHEMAS[d.name] = {c: _media_schema(d, c) for c in (None, "ulaw", "alaw")}
+        _SCHEMAS[d.name] = {c: _media_schema(d, c) for c in (None, "ulaw", "alaw", "pcm16")}
     return _SCHEMAS[d.name]
 
 
@@ -250,15 +256,16 @@ class StreamSession:
         """Parse one text frame; :class:`ProtocolError` if malformed (the session is then
         unchanged)."""
         check_size(message, self.max_message_size)
-        codec = self._codec
+        schema = self._schemas[self._codec if self._codec in _FAST else None]
         if self._fast:
-            values = self._schemas[codec if codec in _G711 else None].scan(message)
-            if values is not None:
-                return self._media(values)
+            media = schema.scan(message)
+            if media is not None:
+                return self._checked(media) if schema.record else self._media(media)
         obj = loads(message)
         kind = want(obj, "event", "str", "event")
         if kind == "media":
-            return self._media(self._schemas[codec if codec in _G711 else None].extract(obj))
+            values = schema.extract(obj)
+            return self._checked(schema.make(values)) if schema.record else self._media(values)
         d = self.dialect
         stream_id = want(obj, d.stream, "str", d.stream, False)
         seq = _count(obj.get(d.sequence), d.sequence)
@@ -330,20 +337,19 @@ class StreamSession:
             payload=body,
         )
 
-    def _media(self, values: tuple[Any, ...]) -> Media:
-        codec = self._codec
-        if codec in _G711:
-            _, seq, stream_id, track, chunk, ts, payload, pcm = values
-        else:
-            _, seq, stream_id, track, chunk, ts, payload = values
-            if codec == "pcm16":
-                pcm = payload
-            elif codec == "l16":
-                pcm = _swap16(payload)
-            else:
-                pcm = None
-        if pcm is not None and len(pcm) & 1:
+    def _checked(self, media: Media) -> Media:
+        if self._codec == "pcm16" and len(media.payload) & 1:
             raise ProtocolError("media.payload: PCM16 audio has an odd number of bytes", "media.payload")
+        return media
+
+    def _media(self, values: tuple[Any, ...]) -> Media:
+        """Media of a stream whose codec the fast path does not decode (L16 or unknown)."""
+        _, seq, stream_id, track, chunk, ts, payload = values
+        pcm = None
+        if self._codec == "l16":
+            if len(payload) & 1:
+                raise ProtocolError("media.payload: PCM16 audio has an odd number of bytes", "media.payload")
+            pcm = _swap16(payload)
         return Media(stream_id, seq, track, chunk, ts, pcm, payload)
 
     # ------------------------------------------------------------ builders for this stream
