@@ -252,6 +252,9 @@ def test_unmixed_participants_keep_their_own_state() -> None:
     assert list(s.participants) == ["b", "c", "d"]  # 'a' was first seen longest ago
     assert s.participants["b"] == acs.ParticipantState(1, 1, "t1")
     assert s.participants["d"] == acs.ParticipantState(1, 0, "t5")
+    quiet = acs.AcsSession(sample_rate=16000, max_participants=0)
+    quiet.receive(json.dumps({"kind": "AudioData", "audioData": {"data": frame, "participantRawID": "a"}}))
+    assert quiet.participants == {}
 
 
 def test_outbound_messages_match_the_documented_shapes() -> None:

@@ -15,7 +15,7 @@ Rules this module keeps (see ``docs/protocols.md``):
   forward their time.
 - Per-participant counters live in :attr:`AcsSession.participants` (keyed by
   ``participantRawID``, ``None`` for a mixed stream), at most ``max_participants`` of them
-  (the one first seen longest ago is dropped to make room).
+  (the one first seen longest ago is dropped to make room; 0 keeps none).
 
 Facts not confirmed by the service's documentation are in :data:`UNVERIFIED`.
 """
@@ -217,7 +217,8 @@ class AcsSession:
 
     ``sample_rate``/``channels``: the format assumed for audio that arrives before any
     ``AudioMetadata`` (by default such audio is an error). ``max_message_size``: longer
-    messages are refused.
+    messages are refused. ``max_participants``: how many participants' counters to keep (0:
+    none).
     """
 
     def __init__(
@@ -296,6 +297,8 @@ class AcsSession:
                 f"{meta.sample_rate} Hz, this one {n}",
                 "audioData.data",
             )
+        if not self.max_participants:
+            return ev
         state = self.participants.get(ev.participant)
         if state is None:
             if len(self.participants) >= self.max_participants:

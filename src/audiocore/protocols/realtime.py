@@ -716,6 +716,8 @@ class RealtimeSession:
         return ev
 
     def _audio(self, ev: AudioDelta) -> AudioDelta | DroppedAudioDelta:
+        if len(ev.payload) & 1 and self.output_format.codec is None and self.output_format.rate:
+            raise ProtocolError("delta: PCM16 audio has an odd number of bytes", "delta")
         if ev.response_id in self._cancelled:
             return DroppedAudioDelta(ev.type, ev.event_id, ev.response_id, ev.item_id, len(ev.payload))
         item = self._items.get(ev.item_id)
@@ -766,6 +768,18 @@ class RealtimeSession:
 
     def is_cancelled(self, response_id: str) -> bool:
         return response_id in self._cancelled
+
+    @property
+    def cancelled(self) -> tuple[str, ...]:
+        """The responses whose late deltas are dropped (the most recent ``max_items``)."""
+        return tuple(self._cancelled)
+
+    def add_item_audio(self, item_id: str, nbytes: int) -> None:
+        """Count ``nbytes`` of audio received for a known item outside :meth:`receive` (a
+        fused path that read the delta itself)."""
+        item = self._items.get(item_id)
+        if item is not None:
+            item.audio_bytes += nbytes
 
 
 # ---------------------------------------------------------------- builders
