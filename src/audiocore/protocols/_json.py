@@ -23,6 +23,8 @@ JSONObject = dict[str, Any]
 
 _DECODERS = {"ulaw": ulaw_decode, "alaw": alaw_decode}
 _KINDS = {
+    "array": "an array",
+    "number": "a number",
     "str": "a string",
     "int": "an integer",
     "bool": "a boolean",
@@ -254,6 +256,10 @@ def _is(value: Any, types: str) -> bool:
             return True
         if t == "count" and (isinstance(value, str) or type(value) is int):
             return True
+        if t == "array" and isinstance(value, list):
+            return True
+        if t == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
     return False
 
 
@@ -269,8 +275,8 @@ def decode_b64(value: str, path: str) -> bytes:
 
 
 def want(obj: JSONObject, key: str, types: str, path: str, required: bool = True) -> Any:
-    """``obj[key]`` checked against ``types`` (as in :class:`Field`); ``None`` (absent or
-    null) is an error when ``required``."""
+    """``obj[key]`` checked against ``types`` (those of :class:`Field`, and ``"array"``,
+    ``"number"``); ``None`` (absent or null) is an error when ``required``."""
     value = obj.get(key)
     if value is None:
         if required:
@@ -280,28 +286,6 @@ def want(obj: JSONObject, key: str, types: str, path: str, required: bool = True
         kinds = " or ".join(_KINDS[t] for t in types.split("|"))
         raise ProtocolError(f"{path}: expected {kinds}, got {json_type(value)}", path)
     return value
-
-
-def want_list(obj: JSONObject, key: str, path: str, required: bool = True) -> list[Any] | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise ProtocolError(f"{path}: required field is missing", path)
-        return None
-    if not isinstance(value, list):
-        raise ProtocolError(f"{path}: expected an array, got {json_type(value)}", path)
-    return value
-
-
-def want_number(obj: JSONObject, key: str, path: str, required: bool = False) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise ProtocolError(f"{path}: required field is missing", path)
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProtocolError(f"{path}: expected a number, got {json_type(value)}", path)
-    return float(value)
 
 
 def digits(value: str, path: str) -> int:

@@ -36,8 +36,6 @@ from audiocore.protocols._json import (
     json_type,
     loads,
     want,
-    want_list,
-    want_number,
 )
 
 __all__ = [
@@ -351,11 +349,15 @@ def _transcription_metadata(obj: JSONObject) -> TranscriptionMetadata:
     return TranscriptionMetadata(values[0], values[1], values[2], values[3], body)
 
 
+def _float(value: int | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def _transcription_data(obj: JSONObject) -> TranscriptionData:
     path = "transcriptionData"
     body = want(obj, "transcriptiondata", "object", path)
     words = []
-    for i, w in enumerate(want_list(body, "words", f"{path}.words", False) or ()):
+    for i, w in enumerate(want(body, "words", "array", f"{path}.words", False) or ()):
         wpath = f"{path}.words[{i}]"
         if not isinstance(w, dict):
             raise ProtocolError(f"{wpath}: expected an object, got {json_type(w)}", wpath)
@@ -369,7 +371,7 @@ def _transcription_data(obj: JSONObject) -> TranscriptionData:
     return TranscriptionData(
         text=want(body, "text", "str", f"{path}.text"),
         format=want(body, "format", "str", f"{path}.format", False),
-        confidence=want_number(body, "confidence", f"{path}.confidence"),
+        confidence=_float(want(body, "confidence", "number", f"{path}.confidence", False)),
         offset=want(body, "offset", "int", f"{path}.offset", False),
         duration=want(body, "duration", "int", f"{path}.duration", False),
         words=tuple(words),

@@ -32,13 +32,53 @@ from audiocore.protocols._json import (
     dumps,
     loads,
     want,
-    want_list,
 )
 
 __all__ = [
+    "AUDIO_DELTA_TYPES",
+    "Animation",
+    "AudioDelta",
+    "AudioDone",
+    "AudioFormat",
+    "AudioTimestamp",
+    "AudioTranscriptDelta",
+    "AudioTranscriptDone",
+    "ContentPartAdded",
+    "ContentPartDone",
+    "ConversationItemCreated",
+    "ConversationItemDeleted",
+    "ConversationItemDone",
+    "ConversationItemRetrieved",
+    "ConversationItemTruncated",
     "DEFAULT_MAX_MESSAGE_SIZE",
-    "UNVERIFIED",
+    "DroppedAudioDelta",
+    "Error",
+    "Event",
+    "FunctionCallArgumentsDelta",
+    "FunctionCallArgumentsDone",
+    "InputAudioBufferCleared",
+    "InputAudioBufferCommitted",
+    "InputTranscriptionCompleted",
+    "InputTranscriptionDelta",
+    "InputTranscriptionFailed",
+    "KNOWN_TYPES",
+    "OutputItemAdded",
+    "OutputItemDone",
+    "PCM16_24K",
+    "RateLimitsUpdated",
     "RealtimeSession",
+    "ResponseCreated",
+    "ResponseDone",
+    "ServerEvent",
+    "SessionCreated",
+    "SessionUpdated",
+    "SpeechStarted",
+    "SpeechStopped",
+    "TextDelta",
+    "TextDone",
+    "UNVERIFIED",
+    "Unknown",
+    "Warning",
     "append",
     "clear",
     "commit",
@@ -66,28 +106,35 @@ UNVERIFIED = {
 }
 
 # ---------------------------------------------------------------- events
+# Every server event carries the ``type`` that arrived (beta or GA name) and its ``event_id``.
+# Events that differ only in name share a private base holding their fields.
 
 
 @dataclass(slots=True, frozen=True)
-class SessionCreated:
+class ServerEvent:
     type: str
     event_id: str | None
+
+
+@dataclass(slots=True, frozen=True)
+class _Session(ServerEvent):
     session: JSONObject
 
 
 @dataclass(slots=True, frozen=True)
-class SessionUpdated:
-    type: str
-    event_id: str | None
-    session: JSONObject
+class SessionCreated(_Session):
+    pass
 
 
 @dataclass(slots=True, frozen=True)
-class Error:
+class SessionUpdated(_Session):
+    pass
+
+
+@dataclass(slots=True, frozen=True)
+class Error(ServerEvent):
     """A server ``error`` event (most are recoverable); the fields of its ``error`` object."""
 
-    type: str
-    event_id: str | None
     error_type: str | None
     code: str | None
     message: str
@@ -96,128 +143,91 @@ class Error:
 
 
 @dataclass(slots=True, frozen=True)
-class Warning:
-    type: str
-    event_id: str | None
+class Warning(ServerEvent):
     payload: JSONObject  #: the whole message
 
 
 @dataclass(slots=True, frozen=True)
-class InputAudioBufferCommitted:
-    type: str
-    event_id: str | None
+class InputAudioBufferCommitted(ServerEvent):
     previous_item_id: str | None
     item_id: str
 
 
 @dataclass(slots=True, frozen=True)
-class InputAudioBufferCleared:
-    type: str
-    event_id: str | None
+class InputAudioBufferCleared(ServerEvent):
+    pass
 
 
 @dataclass(slots=True, frozen=True)
-class SpeechStarted:
+class SpeechStarted(ServerEvent):
     """The server's VAD heard the user start: the moment to barge in."""
 
-    type: str
-    event_id: str | None
     audio_start_ms: int
     item_id: str
 
 
 @dataclass(slots=True, frozen=True)
-class SpeechStopped:
-    type: str
-    event_id: str | None
+class SpeechStopped(ServerEvent):
     audio_end_ms: int
     item_id: str
 
 
 @dataclass(slots=True, frozen=True)
-class ConversationItemCreated:
+class _ItemAdded(ServerEvent):
+    previous_item_id: str | None
+    item: JSONObject
+
+
+@dataclass(slots=True, frozen=True)
+class ConversationItemCreated(_ItemAdded):
     """``conversation.item.created`` (beta) or ``conversation.item.added`` (GA)."""
 
-    type: str
-    event_id: str | None
-    previous_item_id: str | None
+
+@dataclass(slots=True, frozen=True)
+class ConversationItemDone(_ItemAdded):
+    pass
+
+
+@dataclass(slots=True, frozen=True)
+class ConversationItemRetrieved(ServerEvent):
     item: JSONObject
 
 
 @dataclass(slots=True, frozen=True)
-class ConversationItemDone:
-    type: str
-    event_id: str | None
-    previous_item_id: str | None
-    item: JSONObject
-
-
-@dataclass(slots=True, frozen=True)
-class ConversationItemRetrieved:
-    type: str
-    event_id: str | None
-    item: JSONObject
-
-
-@dataclass(slots=True, frozen=True)
-class ConversationItemTruncated:
-    type: str
-    event_id: str | None
+class ConversationItemTruncated(ServerEvent):
     item_id: str
     content_index: int
     audio_end_ms: int
 
 
 @dataclass(slots=True, frozen=True)
-class ConversationItemDeleted:
-    type: str
-    event_id: str | None
+class ConversationItemDeleted(ServerEvent):
     item_id: str
 
 
 @dataclass(slots=True, frozen=True)
-class InputTranscriptionDelta:
-    type: str
-    event_id: str | None
+class InputTranscriptionDelta(ServerEvent):
     item_id: str
     content_index: int | None
     delta: str
 
 
 @dataclass(slots=True, frozen=True)
-class InputTranscriptionCompleted:
-    type: str
-    event_id: str | None
+class InputTranscriptionCompleted(ServerEvent):
     item_id: str
     content_index: int | None
     transcript: str
 
 
 @dataclass(slots=True, frozen=True)
-class InputTranscriptionFailed:
-    type: str
-    event_id: str | None
+class InputTranscriptionFailed(ServerEvent):
     item_id: str
     content_index: int | None
     error: JSONObject | None
 
 
 @dataclass(slots=True, frozen=True)
-class ResponseCreated:
-    type: str
-    event_id: str | None
-    response: JSONObject
-
-    @property
-    def response_id(self) -> str | None:
-        rid = self.response.get("id")
-        return rid if isinstance(rid, str) else None
-
-
-@dataclass(slots=True, frozen=True)
-class ResponseDone:
-    type: str
-    event_id: str | None
+class _Response(ServerEvent):
     response: JSONObject
 
     @property
@@ -232,176 +242,142 @@ class ResponseDone:
 
 
 @dataclass(slots=True, frozen=True)
-class OutputItemAdded:
-    type: str
-    event_id: str | None
+class ResponseCreated(_Response):
+    pass
+
+
+@dataclass(slots=True, frozen=True)
+class ResponseDone(_Response):
+    pass
+
+
+@dataclass(slots=True, frozen=True)
+class _OutputItem(ServerEvent):
     response_id: str
     output_index: int | None
     item: JSONObject
 
 
 @dataclass(slots=True, frozen=True)
-class OutputItemDone:
-    type: str
-    event_id: str | None
-    response_id: str
-    output_index: int | None
-    item: JSONObject
+class OutputItemAdded(_OutputItem):
+    pass
 
 
 @dataclass(slots=True, frozen=True)
-class ContentPartAdded:
-    type: str
-    event_id: str | None
-    response_id: str
-    item_id: str
-    output_index: int | None
-    content_index: int | None
-    part: JSONObject
+class OutputItemDone(_OutputItem):
+    pass
 
 
 @dataclass(slots=True, frozen=True)
-class ContentPartDone:
-    type: str
-    event_id: str | None
+class _Content(ServerEvent):
+    """Fields of every event about one content part of a response's item."""
+
     response_id: str
     item_id: str
     output_index: int | None
     content_index: int | None
+
+
+@dataclass(slots=True, frozen=True)
+class ContentPartAdded(_Content):
     part: JSONObject
 
 
 @dataclass(slots=True, frozen=True)
-class AudioDelta:
+class ContentPartDone(_Content):
+    part: JSONObject
+
+
+@dataclass(slots=True, frozen=True)
+class AudioDelta(_Content):
     """Audio of a response: ``pcm`` is PCM16LE at the session's output rate (G.711 output is
     expanded); ``payload`` the bytes as sent (the same object when the format is PCM16)."""
 
-    type: str
-    event_id: str | None
-    response_id: str
-    item_id: str
-    output_index: int | None
-    content_index: int | None
     payload: bytes
     pcm: bytes
 
 
 @dataclass(slots=True, frozen=True)
-class DroppedAudioDelta:
+class DroppedAudioDelta(ServerEvent):
     """A late audio delta of a response cancelled by :meth:`RealtimeSession.barge_in`: not
     to be played. ``audio_bytes`` is the size of its decoded payload."""
 
-    type: str
-    event_id: str | None
     response_id: str
     item_id: str
     audio_bytes: int
 
 
 @dataclass(slots=True, frozen=True)
-class AudioDone:
-    type: str
-    event_id: str | None
-    response_id: str
-    item_id: str
-    output_index: int | None
-    content_index: int | None
+class AudioDone(_Content):
+    pass
 
 
 @dataclass(slots=True, frozen=True)
-class AudioTranscriptDelta:
-    type: str
-    event_id: str | None
-    response_id: str
-    item_id: str
-    output_index: int | None
-    content_index: int | None
+class _ContentDelta(_Content):
     delta: str
 
 
 @dataclass(slots=True, frozen=True)
-class AudioTranscriptDone:
-    type: str
-    event_id: str | None
-    response_id: str
-    item_id: str
-    output_index: int | None
-    content_index: int | None
+class AudioTranscriptDelta(_ContentDelta):
+    pass
+
+
+@dataclass(slots=True, frozen=True)
+class AudioTranscriptDone(_Content):
     transcript: str | None
 
 
 @dataclass(slots=True, frozen=True)
-class TextDelta:
-    type: str
-    event_id: str | None
-    response_id: str
-    item_id: str
-    output_index: int | None
-    content_index: int | None
-    delta: str
+class TextDelta(_ContentDelta):
+    pass
 
 
 @dataclass(slots=True, frozen=True)
-class TextDone:
-    type: str
-    event_id: str | None
-    response_id: str
-    item_id: str
-    output_index: int | None
-    content_index: int | None
+class TextDone(_Content):
     text: str | None
 
 
 @dataclass(slots=True, frozen=True)
-class FunctionCallArgumentsDelta:
-    type: str
-    event_id: str | None
+class _FunctionCall(ServerEvent):
     response_id: str
     item_id: str
     output_index: int | None
     call_id: str
+
+
+@dataclass(slots=True, frozen=True)
+class FunctionCallArgumentsDelta(_FunctionCall):
     delta: str
 
 
 @dataclass(slots=True, frozen=True)
-class FunctionCallArgumentsDone:
-    type: str
-    event_id: str | None
-    response_id: str
-    item_id: str
-    output_index: int | None
-    call_id: str
+class FunctionCallArgumentsDone(_FunctionCall):
     name: str | None
     arguments: str
 
 
 @dataclass(slots=True, frozen=True)
-class RateLimitsUpdated:
-    type: str
-    event_id: str | None
+class RateLimitsUpdated(ServerEvent):
     rate_limits: list[Any]
 
 
 @dataclass(slots=True, frozen=True)
-class AudioTimestamp:
-    """Voice Live ``response.audio_timestamp.*``."""
+class _Whole(ServerEvent):
+    """An event kept whole: its ids where present, and the message."""
 
-    type: str
-    event_id: str | None
     response_id: str | None
     item_id: str | None
     payload: JSONObject  #: the whole message
 
 
 @dataclass(slots=True, frozen=True)
-class Animation:
-    """Voice Live ``response.animation_*`` (blendshapes, visemes)."""
+class AudioTimestamp(_Whole):
+    """Voice Live ``response.audio_timestamp.*``."""
 
-    type: str
-    event_id: str | None
-    response_id: str | None
-    item_id: str | None
-    payload: JSONObject  #: the whole message
+
+@dataclass(slots=True, frozen=True)
+class Animation(_Whole):
+    """Voice Live ``response.animation_*`` (blendshapes, visemes)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -412,13 +388,13 @@ class Unknown:
     payload: JSONObject  #: the whole message
 
 
-Event = Any  # every class above; kept loose so new event types need no annotation churn
+Event = ServerEvent | Unknown
 
 # ---------------------------------------------------------------- general parsing
 
 _TYPES: dict[str, str] = {
     "str": "str", "str | None": "str", "int": "int", "int | None": "int",
-    "JSONObject": "object", "JSONObject | None": "object", "list[Any]": "list",
+    "JSONObject": "object", "JSONObject | None": "object", "list[Any]": "array",
 }
 Parser = Callable[[JSONObject, str, "str | None"], Any]
 
@@ -433,19 +409,14 @@ def _reader(cls: type) -> Parser:
     def read(obj: JSONObject, type_: str, event_id: str | None) -> Any:
         args: list[Any] = [type_, event_id]
         for name, types, required in spec:
-            if types == "list":
-                args.append(want_list(obj, name, name, required))
-            else:
-                args.append(want(obj, name, types, name, required))
+            args.append(want(obj, name, types, name, required))
         return cls(*args)
 
     return read
 
 
-def _whole(cls: type) -> Parser:
-    def read(obj: JSONObject, type_: str, event_id: str | None) -> Any:
-        if cls is Warning:
-            return cls(type_, event_id, obj)
+def _whole(cls: type[_Whole]) -> Parser:
+    def read(obj: JSONObject, type_: str, event_id: str | None) -> _Whole:
         return cls(
             type_,
             event_id,
@@ -455,6 +426,10 @@ def _whole(cls: type) -> Parser:
         )
 
     return read
+
+
+def _warning(obj: JSONObject, type_: str, event_id: str | None) -> Warning:
+    return Warning(type_, event_id, obj)
 
 
 def _error(obj: JSONObject, type_: str, event_id: str | None) -> Error:
@@ -474,7 +449,7 @@ _PARSERS: dict[str, Parser] = {
     "session.created": _reader(SessionCreated),
     "session.updated": _reader(SessionUpdated),
     "error": _error,
-    "warning": _whole(Warning),
+    "warning": _warning,
     "input_audio_buffer.committed": _reader(InputAudioBufferCommitted),
     "input_audio_buffer.cleared": _reader(InputAudioBufferCleared),
     "input_audio_buffer.speech_started": _reader(SpeechStarted),

@@ -30,7 +30,6 @@ from audiocore.protocols._json import (
     loads,
     strings,
     want,
-    want_list,
 )
 
 __all__ = [
@@ -313,7 +312,7 @@ class StreamSession:
         body = want(obj, "start", "object", "start")
         if stream_id is None:
             stream_id = want(body, d.stream, "str", f"start.{d.stream}", False)
-        tracks = want_list(body, "tracks", "start.tracks", False)
+        tracks = want(body, "tracks", "array", "start.tracks", False)
         fmt_path = f"start.{d.media_format}"
         fmt = want(body, d.media_format, "object", fmt_path, False) or {}
         encoding = want(fmt, "encoding", "str", f"{fmt_path}.encoding", False) or d.default_encoding

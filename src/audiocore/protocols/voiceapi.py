@@ -34,17 +34,32 @@ from audiocore.protocols._json import (
 )
 
 __all__ = [
+    "Attachment",
+    "BotAudio",
+    "Close",
+    "Closed",
+    "ContextUpdate",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "End",
+    "Ended",
+    "Error",
     "FIELD",
     "KIND",
-    "UNVERIFIED",
-    "V1_PATH",
-    "V2_PATH",
+    "Open",
+    "Opened",
     "PING_PATH",
+    "Start",
+    "Started",
+    "UNVERIFIED",
+    "Unknown",
+    "UserAudio",
+    "UserText",
     "V1Client",
     "V1Server",
+    "V1_PATH",
     "V2Client",
     "V2Server",
+    "V2_PATH",
     "batch",
 ]
 
@@ -95,17 +110,17 @@ _OVERRIDES = ("stt", "tts", "bot", "context", "bot_speaks_first")
 # ---------------------------------------------------------------- events, client side
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Opened:
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Closed:
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Error:
     """The server reports an error (it may close the connection after it)."""
 
@@ -114,19 +129,19 @@ class Error:
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Started:
     user_id: str
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Ended:
     user_id: str
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class BotAudio:
     """Bot speech (TTS output), PCM16LE at the TTS rate; ``user_id`` None in v1."""
 
@@ -134,7 +149,7 @@ class BotAudio:
     pcm: bytes
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Attachment:
     """Bot output that is not spoken: text, a reference URL or a full attachment."""
 
@@ -148,7 +163,7 @@ class Attachment:
 # ---------------------------------------------------------------- events, server side
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Open:
     """The client's open frame: ``api_key`` and the overrides it carries (``stt``, ``tts``,
     ``bot``, ``context``, ``bot_speaks_first``; absent ones omitted)."""
@@ -159,25 +174,25 @@ class Open:
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Close:
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Start:
     user_id: str
     overrides: JSONObject
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class End:
     user_id: str
     payload: JSONObject
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class UserAudio:
     """User speech, PCM16LE at the STT rate; ``user_id`` None in v1."""
 
@@ -185,19 +200,19 @@ class UserAudio:
     pcm: bytes
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class UserText:
     user_id: str
     text: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class ContextUpdate:
     user_id: str
     context: Any
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Unknown:
     """A well-formed frame of a kind this module does not know."""
 
@@ -237,6 +252,16 @@ def _pcm_out(data: bytes | bytearray | memoryview) -> bytes:
     return pcm
 
 
+def _put_overrides(frame: JSONObject, overrides: dict[str, Any]) -> JSONObject:
+    """``frame`` with the given overrides (None ones left out) under their wire names."""
+    for key, value in overrides.items():
+        if key not in _OVERRIDES:
+            raise TypeError(f"unknown override {key!r} (expected one of {', '.join(_OVERRIDES)})")
+        if value is not None:
+            frame[FIELD[key]] = value
+    return frame
+
+
 def _open_frame(api_key: str, user_id: str | None, kind: str | None, **overrides: Any) -> JSONObject:
     if not isinstance(api_key, str) or not api_key:
         raise ValueError("api_key must be a non-empty string")
@@ -244,12 +269,7 @@ def _open_frame(api_key: str, user_id: str | None, kind: str | None, **overrides
     frame[FIELD["api_key"]] = api_key
     if user_id is not None:
         frame[FIELD["user_id"]] = user_id
-    for key, value in overrides.items():
-        if key not in _OVERRIDES:
-            raise TypeError(f"unknown override {key!r} (expected one of {', '.join(_OVERRIDES)})")
-        if value is not None:
-            frame[FIELD[key]] = value
-    return frame
+    return _put_overrides(frame, overrides)
 
 
 def batch(messages: Iterable[str]) -> str:
@@ -388,13 +408,7 @@ class V2Client:
 
     def start(self, user_id: str, **overrides: Any) -> str:
         """Start a user session; overrides merge onto the connection's for this user."""
-        frame: JSONObject = {"kind": KIND["start"], FIELD["user_id"]: _uid(user_id)}
-        for key, value in overrides.items():
-            if key not in _OVERRIDES:
-                raise TypeError(f"unknown override {key!r} (expected one of {', '.join(_OVERRIDES)})")
-            if value is not None:
-                frame[FIELD[key]] = value
-        return dumps(frame)
+        return dumps(_put_overrides({"kind": KIND["start"], FIELD["user_id"]: _uid(user_id)}, overrides))
 
     def end(self, user_id: str) -> str:
         return dumps({"kind": KIND["end"], FIELD["user_id"]: _uid(user_id)})

@@ -37,7 +37,7 @@ UNVERIFIED = {
 _RATES = (8000, 16000, 24000)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Connected:
     """``websocket:connected``: the audio format and the custom headers of the call."""
 
@@ -46,20 +46,20 @@ class Connected:
     payload: JSONObject  #: the whole message (custom headers included)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Audio:
     """One binary frame of PCM16LE (nominally 20 ms)."""
 
     pcm: bytes
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Dtmf:
     digit: str
     duration_ms: int | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class Unknown:
     event: str | None
     payload: JSONObject
