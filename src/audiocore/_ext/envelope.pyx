@@ -56,6 +56,9 @@ _CODECS = {None: CODEC_NONE, "ulaw": CODEC_ULAW, "alaw": CODEC_ALAW, "pcm16": CO
 
 # G.711 codes staged on the stack per step of Template (a multiple of 3 keeps base64 groups whole).
 DEF STAGE = 3072
+# Audio at least this long is coded with the GIL released; a 20 ms frame is far shorter, and
+# releasing the GIL would cost more than its work.
+DEF NOGIL_BYTES = 65536
 
 
 cdef int text_view(object text, const uint8_t** ptr, Py_ssize_t* n) noexcept:
@@ -212,6 +215,8 @@ cdef class Shape:
         cdef size_t need, err_offset
         cdef object payload = None
         cdef PyObject* obj
+        cdef uint8_t* dst
+        cdef bint ok
         if not text_view(text, &p, &n):
             return None
         if not ac_json_scan(&self.sh, p, <size_t>n, vals):
@@ -220,7 +225,13 @@ cdef class Shape:
             v = &vals[self._b64]
             need = ac_b64_decoded_len(v.p, v.n)
             payload = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>need)
-            if ac_b64_decode(v.p, v.n, <uint8_t*>PyBytes_AS_STRING(payload), &err_offset) != AC_B64_OK:
+            dst = <uint8_t*>PyBytes_AS_STRING(payload)
+            if v.n >= NOGIL_BYTES:
+                with nogil:
+                    ok = ac_b64_decode(v.p, v.n, dst, &err_offset) == AC_B64_OK
+            else:
+                ok = ac_b64_decode(v.p, v.n, dst, &err_offset) == AC_B64_OK
+            if not ok:
                 return None
         if self._record is None:
             out = PyTuple_New(self._nout)
@@ -270,13 +281,45 @@ cdef class Shape:
 cdef bytes _expand(bytes codes, Codec codec):
     cdef Py_ssize_t n = PyBytes_GET_SIZE(codes)
     pcm = PyBytes_FromStringAndSize(NULL, 2 * n)
-    if codec == CODEC_ULAW:
-        ac_ulaw_decode(<const uint8_t*>PyBytes_AS_STRING(codes), <size_t>n,
-                       <uint8_t*>PyBytes_AS_STRING(pcm))
+    cdef const uint8_t* src = <const uint8_t*>PyBytes_AS_STRING(codes)
+    cdef uint8_t* dst = <uint8_t*>PyBytes_AS_STRING(pcm)
+    if n >= NOGIL_BYTES:
+        with nogil:
+            _g711_expand(codec, src, n, dst)
     else:
-        ac_alaw_decode(<const uint8_t*>PyBytes_AS_STRING(codes), <size_t>n,
-                       <uint8_t*>PyBytes_AS_STRING(pcm))
+        _g711_expand(codec, src, n, dst)
     return pcm
+
+
+cdef inline void _g711_expand(Codec codec, const uint8_t* src, Py_ssize_t n, uint8_t* dst) noexcept nogil:
+    if codec == CODEC_ULAW:
+        ac_ulaw_decode(src, <size_t>n, dst)
+    else:
+        ac_alaw_decode(src, <size_t>n, dst)
+
+
+cdef void _write(const uint8_t* prefix, Py_ssize_t lp, const uint8_t* suffix, Py_ssize_t ls,
+                 Codec codec, const uint8_t* audio, Py_ssize_t n, uint8_t* dst) noexcept nogil:
+    """prefix, base64 of audio (G.711-coded first with a codec), suffix, at dst."""
+    cdef Py_ssize_t samples, step, done = 0
+    cdef uint8_t stage[STAGE]
+    memcpy(dst, prefix, <size_t>lp)
+    dst += lp
+    if codec == CODEC_NONE:
+        ac_b64_encode(audio, <size_t>n, dst)
+        dst += ac_b64_encoded_len(<size_t>n)
+    else:
+        samples = n // 2
+        while done < samples:
+            step = samples - done if samples - done < STAGE else STAGE
+            if codec == CODEC_ULAW:
+                ac_ulaw_encode(audio + 2 * done, <size_t>step, stage)
+            else:
+                ac_alaw_encode(audio + 2 * done, <size_t>step, stage)
+            ac_b64_encode(stage, <size_t>step, dst)
+            dst += ac_b64_encoded_len(<size_t>step)
+            done += step
+    memcpy(dst, suffix, <size_t>ls)
 
 
 @cython.final
@@ -308,26 +351,16 @@ cdef class Template:
 
     cdef void c_write(self, const uint8_t* audio, Py_ssize_t n, uint8_t* dst) noexcept:
         """Write c_length(n) characters at dst (n even when a codec is set)."""
+        cdef const uint8_t* prefix = <const uint8_t*>PyBytes_AS_STRING(self._prefix)
+        cdef const uint8_t* suffix = <const uint8_t*>PyBytes_AS_STRING(self._suffix)
         cdef Py_ssize_t lp = PyBytes_GET_SIZE(self._prefix)
-        cdef Py_ssize_t samples, step, done = 0
-        cdef uint8_t stage[STAGE]
-        memcpy(dst, PyBytes_AS_STRING(self._prefix), <size_t>lp)
-        dst += lp
-        if self._codec == CODEC_NONE:
-            ac_b64_encode(audio, <size_t>n, dst)
-            dst += ac_b64_encoded_len(<size_t>n)
+        cdef Py_ssize_t ls = PyBytes_GET_SIZE(self._suffix)
+        cdef Codec codec = self._codec
+        if n >= NOGIL_BYTES:
+            with nogil:
+                _write(prefix, lp, suffix, ls, codec, audio, n, dst)
         else:
-            samples = n // 2
-            while done < samples:
-                step = samples - done if samples - done < STAGE else STAGE
-                if self._codec == CODEC_ULAW:
-                    ac_ulaw_encode(audio + 2 * done, <size_t>step, stage)
-                else:
-                    ac_alaw_encode(audio + 2 * done, <size_t>step, stage)
-                ac_b64_encode(stage, <size_t>step, dst)
-                dst += ac_b64_encoded_len(<size_t>step)
-                done += step
-        memcpy(dst, PyBytes_AS_STRING(self._suffix), <size_t>PyBytes_GET_SIZE(self._suffix))
+            _write(prefix, lp, suffix, ls, codec, audio, n, dst)
 
     cdef object c_build(self, const uint8_t* audio, Py_ssize_t n):
         out = PyUnicode_New(self.c_length(n), 127)
