@@ -276,7 +276,8 @@ def decode_b64(value: str, path: str) -> bytes:
 
 def want(obj: JSONObject, key: str, types: str, path: str, required: bool = True) -> Any:
     """``obj[key]`` checked against ``types`` (those of :class:`Field`, and ``"array"``,
-    ``"number"``); ``None`` (absent or null) is an error when ``required``."""
+    ``"number"``; a ``"count"`` is returned as an ``int``); ``None`` (absent or null) is an
+    error when ``required``."""
     value = obj.get(key)
     if value is None:
         if required:
@@ -285,6 +286,8 @@ def want(obj: JSONObject, key: str, types: str, path: str, required: bool = True
     if not _is(value, types):
         kinds = " or ".join(_KINDS[t] for t in types.split("|"))
         raise ProtocolError(f"{path}: expected {kinds}, got {json_type(value)}", path)
+    if types == "count" and isinstance(value, str):
+        return digits(value, path)
     return value
 
 

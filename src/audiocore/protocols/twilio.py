@@ -25,7 +25,6 @@ from audiocore.protocols._json import (
     Schema,
     TemplateCache,
     check_size,
-    digits,
     dumps,
     loads,
     strings,
@@ -218,15 +217,6 @@ def _schemas(d: Dialect) -> dict[str | None, Schema]:
     return _SCHEMAS[d.name]
 
 
-def _count(value: Any, path: str) -> int | None:
-    """A count sent as a number or a decimal string; None if absent."""
-    if value is None or type(value) is int:
-        return value
-    if isinstance(value, str):
-        return digits(value, path)
-    raise ProtocolError(f"{path}: expected an integer or a decimal string", path)
-
-
 class StreamSession:
     """One Twilio-like media stream, server side, in the given :class:`Dialect`. Use from
     one thread at a time.
@@ -267,7 +257,7 @@ class StreamSession:
             return self._checked(schema.make(values)) if schema.record else self._media(values)
         d = self.dialect
         stream_id = want(obj, d.stream, "str", d.stream, False)
-        seq = _count(obj.get(d.sequence), d.sequence)
+        seq = want(obj, d.sequence, "count", d.sequence, False)
         if kind == "start":
             start = self._start(obj, stream_id, seq)
             self.start = start
@@ -316,8 +306,8 @@ class StreamSession:
         fmt_path = f"start.{d.media_format}"
         fmt = want(body, d.media_format, "object", fmt_path, False) or {}
         encoding = want(fmt, "encoding", "str", f"{fmt_path}.encoding", False) or d.default_encoding
-        rate = _count(fmt.get(d.sample_rate), f"{fmt_path}.{d.sample_rate}")
-        channels = _count(fmt.get("channels"), f"{fmt_path}.channels")
+        rate = want(fmt, d.sample_rate, "count", f"{fmt_path}.{d.sample_rate}", False)
+        channels = want(fmt, "channels", "count", f"{fmt_path}.channels", False)
         if rate is not None and not 8000 <= rate <= 192000:
             raise ProtocolError(f"{fmt_path}.{d.sample_rate}: {rate} Hz is out of range", f"{fmt_path}.{d.sample_rate}")
         if channels is not None and not 1 <= channels <= 8:
