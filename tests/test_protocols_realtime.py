@@ -164,6 +164,10 @@ def test_output_formats_follow_the_server() -> None:
     with pytest.raises(ProtocolError) as info:
         s.receive(_delta("r", "j", bytes(3)))  # half a sample
     assert info.value.field == "delta" and s.received_ms("j") == 20
+    # odd names: no rate, no crash
+    for odd in ("pcm16_\u00b2hz", "pcm16_0hz", "pcm16_99999999999999999999hz", "pcm16_hz"):
+        s.receive(json.dumps({"type": "session.updated", "session": {"output_audio_format": odd}}))
+        assert s.output_format.rate is None and s.received_ms("j") == 0
     # an unknown format passes audio through
     s.receive(json.dumps({"type": "session.updated", "session": {"output_audio_format": "opus"}}))
     assert s.receive(_delta("r", "i", b"\x01\x02\x03")).pcm == b"\x01\x02\x03"
@@ -298,6 +302,8 @@ def test_round_trip_audio(pcm: bytes) -> None:
         ({"type": "session.created", "session": {"turn_detection": 5}}, "session.turn_detection"),
         ({"type": "session.created", "session": {"audio": {"output": {"format": {"rate": 1}}}}}, "session.audio.output.format.type"),
         ({"type": "response.created", "response": []}, "response"),
+        ({"type": "session.created", "session": {"input_audio_sampling_rate": 0}}, "session.input_audio_sampling_rate"),
+        ({"type": "session.created", "session": {"audio": {"output": {"format": {"type": "audio/pcm", "rate": -1}}}}}, "session.audio.output.format.rate"),
         ({"type": "response.text.delta", "response_id": "r", "item_id": "i", "delta": None}, "delta"),
     ],
 )

@@ -228,7 +228,8 @@ def test_vonage_stream() -> None:
     assert s.frame_bytes == 320 and [len(f) for f in s.audio_frames(bytes(700))] == [320, 320]
     assert json.loads(vonage.notify_message({"a": 1})) == {"action": "notify", "payload": {"a": 1}}
     for bad in (b"\x00", '{"event":"websocket:connected","content-type":"audio/opus"}',
-                '{"event":"websocket:connected","content-type":"audio/l16;rate=44100"}', '{"event":"websocket:dtmf"}', "x"):
+                '{"event":"websocket:connected","content-type":"audio/l16;rate=44100"}', '{"event":"websocket:dtmf"}', "x",
+                '{"event":"websocket:connected","content-type":"audio/l16;rate=\u00b2"}'):
         with pytest.raises(ProtocolError):
             s.receive(bad)
     with pytest.raises(ValueError):

@@ -541,11 +541,19 @@ class AudioFormat:
 PCM16_24K = AudioFormat("pcm16", 24000, None)
 
 
+def _rate(rate: int | None, path: str) -> int | None:
+    if rate is not None and not 8000 <= rate <= 192000:
+        raise ProtocolError(f"{path}: {rate} Hz is not a sample rate between 8000 and 192000", path)
+    return rate
+
+
 def _beta_format(name: str, rate: int | None) -> AudioFormat:
     if name == "pcm16":
         return AudioFormat(name, rate or 24000, None)
-    if name.startswith("pcm16_") and name.endswith("hz") and name[6:-2].isdigit():
-        return AudioFormat(name, int(name[6:-2]), None)
+    digits = name[6:-2]
+    if name.startswith("pcm16_") and name.endswith("hz") and digits.isascii() and digits.isdigit():
+        hz = int(digits) if len(digits) <= 6 else 0
+        return AudioFormat(name, hz if 8000 <= hz <= 192000 else None, None)
     if name == "g711_ulaw":
         return AudioFormat(name, 8000, "ulaw")
     if name == "g711_alaw":
@@ -555,7 +563,7 @@ def _beta_format(name: str, rate: int | None) -> AudioFormat:
 
 def _ga_format(fmt: JSONObject, path: str) -> AudioFormat:
     name = want(fmt, "type", "str", f"{path}.type")
-    rate = want(fmt, "rate", "int", f"{path}.rate", False)
+    rate = _rate(want(fmt, "rate", "int", f"{path}.rate", False), f"{path}.rate")
     if name == "audio/pcm":
         return AudioFormat(name, rate or 24000, None)
     if name == "audio/pcmu":
@@ -584,7 +592,8 @@ def _formats(session: JSONObject, old: tuple[AudioFormat, AudioFormat]) -> tuple
             else:
                 out = parsed
     name = want(session, "input_audio_format", "str", "session.input_audio_format", False)
-    rate = want(session, "input_audio_sampling_rate", "int", "session.input_audio_sampling_rate", False)
+    path = "session.input_audio_sampling_rate"
+    rate = _rate(want(session, "input_audio_sampling_rate", "int", path, False), path)
     if name is not None:
         inp = _beta_format(name, rate)
     elif rate is not None and inp.codec is None:

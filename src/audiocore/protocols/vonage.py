@@ -75,7 +75,8 @@ def _rate_of(content_type: str) -> int:
     for p in params:
         key, _, value = p.partition("=")
         if key.strip().lower() == "rate":
-            if value.strip().isdigit() and int(value) in _RATES:
+            value = value.strip()
+            if value.isascii() and value.isdigit() and len(value) <= 6 and int(value) in _RATES:
                 return int(value)
             raise ProtocolError(f"content-type: rate {value!r} is not 8000, 16000 or 24000", "content-type")
     return 16000
