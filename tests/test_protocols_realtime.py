@@ -391,3 +391,26 @@ def test_fuzz_never_crashes(data: str | bytes) -> None:
         s.receive(data)
     except ProtocolError:
         assert copy.deepcopy((s.response_id, s.output_format, s._items)) == state
+
+
+@given(st.fixed_dictionaries({}, optional={
+    "output_audio_format": st.one_of(st.text(max_size=12), st.from_regex(r"pcm16_[0-9\u00b2\u0663]{0,8}hz", fullmatch=True), st.integers()),
+    "input_audio_format": st.one_of(st.text(max_size=12), st.none()),
+    "input_audio_sampling_rate": st.one_of(st.integers(), st.floats(), st.text(max_size=3)),
+    "turn_detection": st.one_of(st.none(), st.integers(), st.fixed_dictionaries({}, optional={"interrupt_response": st.one_of(st.booleans(), st.integers())})),
+    "audio": st.one_of(st.integers(), st.fixed_dictionaries({}, optional={
+        "input": st.fixed_dictionaries({}, optional={"format": st.one_of(st.text(max_size=8), st.fixed_dictionaries({"type": st.one_of(st.text(max_size=10), st.sampled_from(["audio/pcm", "audio/pcmu"]))}, optional={"rate": st.one_of(st.integers(), st.text(max_size=3))}))}),
+        "output": st.one_of(st.integers(), st.fixed_dictionaries({}, optional={"format": st.fixed_dictionaries({"type": st.sampled_from(["audio/pcm", "audio/pcma", "x"])}, optional={"rate": st.integers()})}))})),
+}))
+def test_fuzz_session_objects(session: dict) -> None:
+    s = rt.RealtimeSession()
+    before = (s.input_format, s.output_format, s.auto_interrupt)
+    try:
+        s.receive(json.dumps({"type": "session.updated", "session": session}))
+    except ProtocolError:
+        assert (s.input_format, s.output_format, s.auto_interrupt) == before
+        return
+    for fmt in (s.input_format, s.output_format):
+        assert fmt.rate is None or 8000 <= fmt.rate <= 192000
+    s.receive(_delta("r", "i", bytes(2)))
+    assert s.received_ms("i") >= 0
