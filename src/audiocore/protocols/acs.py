@@ -247,11 +247,12 @@ class AcsSession:
     def receive(self, message: str | bytes) -> Event:
         """Parse one text frame into its event; :class:`ProtocolError` if malformed (the
         session is then unchanged)."""
-        check_size(message, self.max_message_size)
-        if self._fast:
+        # The scan reads only str and bytes, whose len() is what check_size measures.
+        if self._fast and len(message) <= self.max_message_size:
             ev = _AUDIO.scan(message)
             if ev is not None:
                 return self._audio(ev)
+        check_size(message, self.max_message_size)
         return self._receive_general(message)
 
     def _receive_general(self, message: str | bytes) -> Event:

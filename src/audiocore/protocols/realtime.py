@@ -673,11 +673,12 @@ class RealtimeSession:
     def receive(self, message: str | bytes) -> Any:
         """Parse one server event; :class:`ProtocolError` if malformed (the session is then
         unchanged)."""
-        check_size(message, self.max_message_size)
-        if self._fast:
+        # The scan reads only str and bytes, whose len() is what check_size measures.
+        if self._fast and len(message) <= self.max_message_size:
             delta = self._delta.scan(message)
             if delta is not None:
                 return self._audio(delta)
+        check_size(message, self.max_message_size)
         obj = loads(message)
         type_ = want(obj, "type", "str", "type")
         if type_ in AUDIO_DELTA_TYPES:

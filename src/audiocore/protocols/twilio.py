@@ -244,12 +244,13 @@ class StreamSession:
     def receive(self, message: str | bytes) -> Event:
         """Parse one text frame; :class:`ProtocolError` if malformed (the session is then
         unchanged)."""
-        check_size(message, self.max_message_size)
         schema = self._schemas[self._codec if self._codec in _FAST else None]
-        if self._fast:
+        # The scan reads only str and bytes, whose len() is what check_size measures.
+        if self._fast and len(message) <= self.max_message_size:
             media = schema.scan(message)
             if media is not None:
                 return self._checked(media) if schema.record else self._media(media)
+        check_size(message, self.max_message_size)
         obj = loads(message)
         kind = want(obj, "event", "str", "event")
         if kind == "media":
