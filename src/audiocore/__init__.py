@@ -17,9 +17,15 @@ from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_enco
 from audiocore._ext.opus import libopus_version
 from audiocore._ext.ring import RingBuffer
 
+# jitter: adaptive playout queue and barge-in tracker
+from audiocore._ext.jitter import JitterQueue
+
 __version__ = "0.1.0"
 
 __all__ = [
+    # jitter
+    "JitterQueue",
+    # foundation
     "AudioCoreError",
     "BufferFullError",
     "DecodeError",

@@ -1,0 +1,275 @@
+/* Sample arithmetic of the jitter queue: fades, transitions and measures on PCM16LE frames,
+ * plus the Opus packet duration the queue needs to place a packet on its timeline.
+ *
+ * Frames are interleaved PCM16 little-endian byte buffers of fs sample frames of ch channels.
+ * Weights are Q15 integers (0..32768). Mixing rounds to nearest and shifts arithmetically, so
+ * results are exactly reproducible (tests/reference/jitter.py computes the same numbers).
+ */
+#ifndef AC_JITTER_H
+#define AC_JITTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ac_common.h"
+
+/* (a fading out, b fading in) with Q15 weights (32768 - w, w). |a|,|b| <= 32768 keeps the sum
+ * within int32; >> of a negative int is an arithmetic (floor) shift on gcc and clang. */
+static inline int16_t ac_jit_mix(int32_t a, int32_t b, int32_t w)
+{
+    return (int16_t)((a * (32768 - w) + b * w + 16384) >> 15);
+}
+
+/* Sample s of channel c of the frame mirrored in time: the last sample frame first. */
+static inline int16_t ac_jit_mirror_at(const uint8_t *last, int fs, int ch, int k, int c)
+{
+    return ac_load_s16le(last + 2 * ((size_t)(fs - 1 - k) * ch + c));
+}
+
+/* Sum of |sample| over n samples. */
+static inline uint64_t ac_jit_energy(const uint8_t *p, size_t n)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t v = ac_load_s16le(p + 2 * i);
+        sum += (uint64_t)(v < 0 ? -v : v);
+    }
+    return sum;
+}
+
+static inline int ac_jit_is_silent(const uint8_t *p, size_t bytes)
+{
+    for (size_t i = 0; i < bytes; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* out = the last frame mirrored, fading to silence over xf samples (w_up rising), then 0. */
+static void ac_jit_fade(const uint8_t *last, int fs, int ch, const int32_t *w_up, int xf,
+                        uint8_t *out)
+{
+    memset(out, 0, (size_t)fs * ch * 2);
+    for (int k = 0; k < xf; k++)
+        for (int c = 0; c < ch; c++)
+            ac_store_s16le(out + 2 * ((size_t)k * ch + c),
+                           ac_jit_mix(ac_jit_mirror_at(last, fs, ch, k, c), 0, w_up[k]));
+}
+
+/* out = the last frame mirrored (a frame of time inserted without a seam). */
+static void ac_jit_mirror(const uint8_t *last, int fs, int ch, uint8_t *out)
+{
+    for (int k = 0; k < fs; k++)
+        memcpy(out + 2 * (size_t)k * ch, last + 2 * (size_t)(fs - 1 - k) * ch, 2 * (size_t)ch);
+}
+
+/* x (p sample frames) entered from a discontinuity, into out: the mirror of the last frame
+ * fades out over h samples, then x fades in over the next h; the rest of x is copied. */
+static void ac_jit_transition(const uint8_t *last, const uint8_t *x, int fs, int ch, int p,
+                              const int32_t *t_up, int h, uint8_t *out)
+{
+    int lim = 2 * h < p ? 2 * h : p;
+    for (int k = 0; k < lim; k++)
+        for (int c = 0; c < ch; c++) {
+            size_t i = (size_t)k * ch + c;
+            int16_t v = k < h ? ac_jit_mix(ac_jit_mirror_at(last, fs, ch, k, c), 0, t_up[k])
+                              : ac_jit_mix(0, ac_load_s16le(x + 2 * i), t_up[k - h]);
+            ac_store_s16le(out + 2 * i, v);
+        }
+    if (p > lim)
+        memcpy(out + 2 * (size_t)lim * ch, x + 2 * (size_t)lim * ch, 2 * (size_t)(p - lim) * ch);
+}
+
+/* In place: the frame fades to silence over xf samples, then 0. */
+static void ac_jit_fade_out(uint8_t *x, int fs, int ch, const int32_t *w_up, int xf)
+{
+    for (int k = 0; k < xf; k++)
+        for (int c = 0; c < ch; c++) {
+            uint8_t *s = x + 2 * ((size_t)k * ch + c);
+            ac_store_s16le(s, ac_jit_mix(ac_load_s16le(s), 0, w_up[k]));
+        }
+    memset(x + 2 * (size_t)xf * ch, 0, 2 * (size_t)(fs - xf) * ch);
+}
+
+/* out[0:p] already holds the last p sample frames played; the rest of the frame continues
+ * them mirrored (through the previous frame last when p is short), fading to silence. */
+static void ac_jit_tail(const uint8_t *last, uint8_t *out, int fs, int ch, int p,
+                        const int32_t *w_up, int xf)
+{
+    for (int k = 0; k < fs - p; k++)
+        for (int c = 0; c < ch; c++) {
+            int src = p - 1 - k; /* sample frame of the sequence last ++ out[0:p] */
+            int16_t v = 0;
+            if (k < xf) {
+                int16_t s = src >= 0 ? ac_load_s16le(out + 2 * ((size_t)src * ch + c))
+                                     : ac_load_s16le(last + 2 * ((size_t)(fs + src) * ch + c));
+                v = ac_jit_mix(s, 0, w_up[k]);
+            }
+            ac_store_s16le(out + 2 * ((size_t)(p + k) * ch + c), v);
+        }
+}
+
+/* Floor division (C's / truncates toward zero). */
+static inline int64_t ac_jit_floordiv(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* ---- Opus packet duration (RFC 6716 section 3): every framing rule checked, never reading
+ * past p[n-1]. Returns the duration in 48 kHz samples, or one of the negative codes below with
+ * *err_at set to the offset found wrong. */
+enum {
+    AC_JIT_OPUS_EMPTY = -1,
+    AC_JIT_OPUS_FRAME_SIZE = -2,
+    AC_JIT_OPUS_ODD = -3,
+    AC_JIT_OPUS_LENGTH = -4,
+    AC_JIT_OPUS_COUNT = -5,
+    AC_JIT_OPUS_DURATION = -6,
+    AC_JIT_OPUS_PADDING = -7,
+    AC_JIT_OPUS_CBR = -8,
+};
+
+static const char *ac_jit_opus_error(int code)
+{
+    switch (code) {
+    case AC_JIT_OPUS_EMPTY: return "Opus packet is empty (no TOC byte)";
+    case AC_JIT_OPUS_FRAME_SIZE: return "Opus frame longer than 1275 bytes";
+    case AC_JIT_OPUS_ODD: return "Opus code 1 packet with an odd payload length";
+    case AC_JIT_OPUS_LENGTH: return "Opus frame length runs past the end";
+    case AC_JIT_OPUS_COUNT: return "Opus code 3 packet without a valid frame count";
+    case AC_JIT_OPUS_DURATION: return "Opus packet longer than 120 ms";
+    case AC_JIT_OPUS_PADDING: return "Opus padding runs past the end";
+    case AC_JIT_OPUS_CBR: return "Opus CBR payload is not a multiple of the frame count";
+    default: return "invalid Opus packet";
+    }
+}
+
+static int ac_jit_opus_samples48(const uint8_t *p, size_t n, size_t *err_at)
+{
+    int frame, code;
+    unsigned config;
+    if (n < 1) {
+        *err_at = 0;
+        return AC_JIT_OPUS_EMPTY;
+    }
+    config = p[0] >> 3;
+    if (config < 12) {
+        static const int silk[4] = {480, 960, 1920, 2880};
+        frame = silk[config & 3];
+    } else if (config < 16) {
+        frame = (config & 1) ? 960 : 480;
+    } else {
+        frame = 120 << (config & 3);
+    }
+    code = p[0] & 3;
+    *err_at = 1;
+    if (code == 0)
+        return n - 1 > 1275 ? AC_JIT_OPUS_FRAME_SIZE : frame;
+    if (code == 1) {
+        if ((n - 1) & 1)
+            return AC_JIT_OPUS_ODD;
+        return (n - 1) / 2 > 1275 ? AC_JIT_OPUS_FRAME_SIZE : 2 * frame;
+    }
+    if (code == 2) {
+        size_t first, used, rest;
+        if (n < 2) {
+            *err_at = n;
+            return AC_JIT_OPUS_LENGTH;
+        }
+        if (p[1] < 252) {
+            first = p[1];
+            used = 1;
+        } else {
+            if (n < 3) {
+                *err_at = n;
+                return AC_JIT_OPUS_LENGTH;
+            }
+            first = p[1] + 4u * p[2];
+            used = 2;
+        }
+        rest = n - 1 - used;
+        if (first > rest)
+            return AC_JIT_OPUS_LENGTH;
+        if (first > 1275 || rest - first > 1275)
+            return AC_JIT_OPUS_FRAME_SIZE;
+        return 2 * frame;
+    }
+    /* code 3 */
+    {
+        size_t pos = 2, padding = 0, avail, total = 0;
+        int count;
+        if (n < 2) {
+            *err_at = n;
+            return AC_JIT_OPUS_COUNT;
+        }
+        count = p[1] & 0x3F;
+        if (count == 0)
+            return AC_JIT_OPUS_COUNT;
+        if (count * frame > 5760)
+            return AC_JIT_OPUS_DURATION;
+        if (p[1] & 0x40) {
+            for (;;) {
+                uint8_t b;
+                if (pos >= n) {
+                    *err_at = n;
+                    return AC_JIT_OPUS_PADDING;
+                }
+                b = p[pos++];
+                padding += b == 255 ? 254 : b;
+                if (b != 255)
+                    break;
+            }
+        }
+        if (padding > n - pos)
+            return AC_JIT_OPUS_PADDING;
+        avail = n - pos - padding;
+        if (p[1] & 0x80) {
+            for (int i = 0; i < count - 1; i++) {
+                size_t length, used, at;
+                if (pos >= n) {
+                    *err_at = n;
+                    return AC_JIT_OPUS_LENGTH;
+                }
+                if (p[pos] < 252) {
+                    length = p[pos];
+                    used = 1;
+                } else {
+                    if (pos + 1 >= n) {
+                        *err_at = n;
+                        return AC_JIT_OPUS_LENGTH;
+                    }
+                    length = p[pos] + 4u * p[pos + 1];
+                    used = 2;
+                }
+                at = pos;
+                pos += used;
+                if (length > 1275) {
+                    *err_at = at;
+                    return AC_JIT_OPUS_FRAME_SIZE;
+                }
+                if (used > avail) {
+                    *err_at = at;
+                    return AC_JIT_OPUS_LENGTH;
+                }
+                avail -= used;
+                total += length;
+                if (total > avail) {
+                    *err_at = at;
+                    return AC_JIT_OPUS_LENGTH;
+                }
+            }
+            if (avail - total > 1275)
+                return AC_JIT_OPUS_FRAME_SIZE;
+        } else {
+            if (avail % (size_t)count)
+                return AC_JIT_OPUS_CBR;
+            if (avail / (size_t)count > 1275)
+                return AC_JIT_OPUS_FRAME_SIZE;
+        }
+        return count * frame;
+    }
+}
+
+#endif /* AC_JITTER_H */
