@@ -457,3 +457,19 @@ def test_an_hour_of_history_renormalises_the_histogram() -> None:
         if tick % 10000 == 0:
             assert q.stats == m.stats
     assert m.rescales >= 1 and q.stats == m.stats
+
+
+def test_periodic_spikes_over_quiet_audio_grow_the_delay_by_insertion() -> None:
+    """Every 10th packet 160 ms late over a quiet line: the target rises, and the queue grows
+    its delay by inserting frames while the audio is quiet. Kernel and model agree."""
+    arrivals = sorted((sim.Arrival(i * 20.0 + 30 + (160 if i % 10 == 3 else 0), i)
+                       for i in range(800)), key=lambda a: a.ms)
+    content = np.random.default_rng(1).integers(-40, 40, 800 * 320).astype("<i2").tobytes()
+    q, m = audiocore.JitterQueue(16000), ModelJitterQueue(16000)
+    runs = [sim.run(queue, arrivals,
+                    lambda qq, a: qq.push(content[a.frame * 640 : (a.frame + 1) * 640],
+                                          seq=a.frame))
+            for queue in (q, m)]
+    assert runs[0].outputs == runs[1].outputs
+    assert q.stats == m.stats
+    assert q.stats["inserted"] > 0 and q.target_ms >= 160

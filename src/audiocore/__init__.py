@@ -23,9 +23,6 @@ from audiocore._ext.jitter import JitterQueue
 __version__ = "0.1.0"
 
 __all__ = [
-    # jitter
-    "JitterQueue",
-    # foundation
     "AudioCoreError",
     "BufferFullError",
     "DecodeError",
@@ -41,4 +38,6 @@ __all__ = [
     "libopus_version",
     "ulaw_decode",
     "ulaw_encode",
+    # jitter: adaptive playout queue and barge-in tracker
+    "JitterQueue",
 ]

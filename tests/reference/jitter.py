@@ -28,6 +28,8 @@ XFADE_MS = 10             # fades and crossfades (capped at one frame)
 PLC_MS = 100              # decoder concealment this long, then a fade to silence
 SPURT_GAP_MS = 500        # stream mode: a refill later than this starts a new talk spurt
 DEQUE_MAX = 256           # entries of the running-minimum window of arrival delays
+RAMP = 99                 # samples after which 1/(n+1) < 1 - FORGET
+STEADY = (1.0 - FORGET) / FORGET
 
 EMPTY, START, CONT = 0, 1, 2
 BIG = 1 << 40
@@ -213,7 +215,6 @@ class ModelJitterQueue:
         self.hi_cur = -BIG
         self.win_n = 0
         self.over = 0                    # consecutive windows whose excess stayed >= 2
-        self.level = 0                   # running mean |sample| of the frames played
         self.expanded = 0                # frames concealed in place (playout point held)
         self.last_step = -BIG
         # stream state
@@ -336,8 +337,12 @@ class ModelJitterQueue:
             return
         self.tick_has = False
         b = min(self.tick_max, self.max_frames)
-        alpha = max(1.0 - FORGET, 1.0 / (self.nsamples + 1))
-        w = self.total * alpha / (1.0 - alpha)
+        # the new sample weighs 1/(n+1) of the total (a plain mean) until that falls below
+        # 1 - FORGET, then 1 - FORGET (exponential forgetting)
+        if self.nsamples < RAMP:
+            w = self.total / self.nsamples
+        else:
+            w = self.total * STEADY
         self.hist[b] += w
         self.total += w
         self.nsamples += 1
@@ -767,16 +772,11 @@ class ModelJitterQueue:
                 out = self._conceal()
                 self._advance()
                 return out
-            energy = sum(map(abs, frame))
             lo = None if self.lo_prev is None else min(self.lo_prev, self.lo_cur)
             hi = None if self.hi_prev is None else max(self.hi_prev, self.hi_cur)
             step_ok = self.tick - self.last_step >= self.step
-            if lo is not None and lo >= 1 and self.P + 1 in self.slots and (
-                    energy < QUIET * self.n
-                    or step_ok and lo >= 2 and self.over >= 1 and 4 * energy <= self.level * self.n
-                    or step_ok and (lo >= 3 or lo >= 2 and self.over >= 3)):
-                if energy >= QUIET * self.n:
-                    self.last_step = self.tick
+            if lo is not None and lo >= 1 and self.P + 1 in self.slots \
+                    and self._droppable(frame, lo, step_ok):
                 self._drop_one()
                 if x is not None:
                     x -= 1
@@ -790,10 +790,39 @@ class ModelJitterQueue:
             self.st["played"] += 1
             self.plc_run = 0
             self.expanded = 0
-            self.level += (energy // self.n - self.level) // 16
             out = self._emit_real(frame)
             self._advance()
             return out
+
+    def _droppable(self, frame: list[int], lo: int, step_ok: bool) -> bool:
+        """Whether to drop the frame at P to cut an excess of lo frames that has lasted:
+        quiet frames go first and freely; then, at most one per STEP_MS, a frame much
+        quieter than its neighbours (the last frame played, the next one queued) once the
+        excess has been 2 for a whole window; any frame when it is 3, or has been 2 for 3
+        windows."""
+        energy = sum(map(abs, frame))
+        if energy < QUIET * self.n:
+            return True
+        if not step_ok or lo < 2:
+            return False
+        if self.over >= 1:
+            nxt = self._peek_next()
+            around = max(sum(map(abs, self.last)), sum(map(abs, nxt)) if nxt else 0)
+            if 4 * energy <= around:
+                self.last_step = self.tick
+                return True
+        if lo >= 3 or self.over >= 3:
+            self.last_step = self.tick
+            return True
+        return False
+
+    def _peek_next(self) -> list[int] | None:
+        """Samples of the frame at P + 1 when they are at hand without decoding."""
+        state, data = self.slots[self.P + 1]
+        if self.decoder is None:
+            return _s16(data)
+        k = self.P + 1 - self.pend_start
+        return self.pend[k] if state == CONT and 0 <= k < len(self.pend) else None
 
     def _drop_one(self) -> None:
         self.st["drained"] += 1

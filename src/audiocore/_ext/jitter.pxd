@@ -37,14 +37,14 @@ cdef class JitterQueue:
     cdef bytes _last                      # the last frame returned
     cdef bint _continuous
     cdef int _plc_run
-    # packet store: frames [_P, _P + _max_frames) live in slots (index & _smask);
-    # _tag remembers which recent frames were received (index & _tmask)
+    # packet store: frames [_P, _P + _max_frames) live in slots (frame mod max_frames);
+    # _tag remembers which recent frames were received (frame mod 2 max_frames)
     cdef int64_t _P, _end
-    cdef int64_t _smask, _tmask
+    cdef int64_t _pi, _pti                # _P's slot and tag indices
     cdef uint8_t* _state
-    cdef uint8_t* _slab
     cdef int64_t* _tag
-    cdef list _pkts
+    cdef list _objs                       # per slot: the frame's bytes (PCM) or packet (Opus)
+    cdef bytes _cur                       # the PCM frame _content found at P
     cdef int64_t _present
     cdef uint8_t* _pend
     cdef int _pend_cap, _pend_n
@@ -58,7 +58,7 @@ cdef class JitterQueue:
     cdef bint _win_valid
     cdef int64_t _lo_prev, _hi_prev, _lo_cur, _hi_cur
     cdef int _win_n, _over
-    cdef int64_t _level, _expanded, _last_step
+    cdef int64_t _expanded, _last_step
     # stream store
     cdef RingBuffer _ring
     cdef int64_t _pos, _last_push_tick, _starve_tick
@@ -90,6 +90,7 @@ cdef class JitterQueue:
     cdef void _arrival(self, int64_t frame) noexcept
     cdef int64_t _position(self) noexcept
     cdef int _sync_item(self) except -1
+    cdef int _sync_item_slow(self) except -1
     cdef int64_t _int64(self, object v, str name, int64_t lo, int64_t hi) except? -1
     cdef int _push_stream(self, const uint8_t* data, Py_ssize_t n) except -1
     cdef int64_t _si(self, int64_t f) noexcept
@@ -98,7 +99,8 @@ cdef class JitterQueue:
     cdef void _clear_tags(self) noexcept
     cdef int _push_packet(self, const uint8_t* data, Py_ssize_t n, object payload, int kind, int64_t seq, int64_t ts) except -1
     cdef int _resync(self, int64_t start) except -1
-    cdef void _free_slot(self, int64_t f)
+    cdef void _free_slot(self, int64_t f) noexcept
+    cdef void _set_P(self, int64_t p) noexcept
     cdef int _drop_to(self, int64_t new_p, bint drained) except -1
     cdef bytes _pop_stream(self)
     cdef void _reset_windows(self) noexcept
@@ -108,5 +110,7 @@ cdef class JitterQueue:
     cdef int _content(self, const uint8_t** frame) except -1
     cdef int _advance(self) except -1
     cdef bytes _pop_packet(self)
+    cdef bint _droppable(self, const uint8_t* frame, int64_t lo, bint step_ok) noexcept
+    cdef const uint8_t* _peek_next(self) noexcept
     cdef int _drop_one(self) except -1
     cdef bytes _conceal_lost(self)

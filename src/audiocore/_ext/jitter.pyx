@@ -26,6 +26,7 @@ from audiocore._ext.errors import AudioCoreError, DecodeError
 cdef extern from "ac_jitter.h" nogil:
     int16_t ac_jit_mix(int32_t a, int32_t b, int32_t w)
     uint64_t ac_jit_energy(const uint8_t* p, size_t n)
+    int ac_jit_quiet(const uint8_t* p, size_t n, uint64_t limit)
     int ac_jit_is_silent(const uint8_t* p, size_t nbytes)
     void ac_jit_fade(const uint8_t* last, int fs, int ch, const int32_t* w_up, int xf,
                      uint8_t* out)
@@ -52,6 +53,8 @@ DEF XFADE_MS = 10          # fades (capped at one frame); transitions take half 
 DEF PLC_MS = 100           # decoder concealment this long, then a fade to silence
 DEF SPURT_GAP_MS = 500     # stream mode: a refill later than this starts a new talk spurt
 DEF DEQUE_MAX = 256
+DEF RAMP = 99              # samples after which 1/(n+1) < 1 - FORGET
+cdef double STEADY = (1.0 - FORGET) / FORGET
 DEF BIG = 1099511627776    # 1 << 40
 
 cdef enum:
@@ -172,8 +175,8 @@ cdef class JitterQueue:
         if self._hist == NULL or self._state == NULL or self._tag == NULL:
             raise MemoryError()
         self._clear_tags()
+        self._objs = [None] * self._max_frames
         if decoder is not None:
-            self._pkts = [None] * self._max_frames
             self._pend_cap = 120 // F + 1
             self._pend = <uint8_t*>malloc(<size_t>self._pend_cap * self._fb)
             if self._pend == NULL:
@@ -195,7 +198,6 @@ cdef class JitterQueue:
         free(self._hist)
         free(self._state)
         free(self._tag)
-        free(self._slab)
         free(self._pend)
 
     # ================================================================ samples out
@@ -306,10 +308,12 @@ cdef class JitterQueue:
         self._tick_has = False
         nb = self._max_frames + 1
         b = self._tick_max if self._tick_max < self._max_frames else self._max_frames
-        alpha = 1.0 / (self._nsamples + 1)
-        if alpha < 1.0 - FORGET:
-            alpha = 1.0 - FORGET
-        w = self._total * alpha / (1.0 - alpha)
+        # each new sample weighs 1/(n+1) of the total (a plain mean) until that falls to
+        # 1 - FORGET, then exactly that (exponential forgetting)
+        if self._nsamples < RAMP:
+            w = self._total / self._nsamples
+        else:
+            w = self._total * STEADY
         self._hist[b] += w
         self._total += w
         self._nsamples += 1
@@ -359,10 +363,12 @@ cdef class JitterQueue:
         return self._pos if self._mode == M_STREAM else self._P
 
     cdef inline int _sync_item(self) except -1:
-        cdef int64_t pos
-        if self._next_bound == INT64_MAX:
-            return 0
-        pos = self._position()
+        if self._next_bound != INT64_MAX and self._position() >= self._next_bound:
+            self._sync_item_slow()
+        return 0
+
+    cdef int _sync_item_slow(self) except -1:
+        cdef int64_t pos = self._position()
         while self._bounds and pos >= self._next_bound:
             at, item = self._bounds.pop(0)
             self._item_start = at
@@ -468,14 +474,34 @@ cdef class JitterQueue:
         return 1
 
     cdef inline int64_t _si(self, int64_t f) noexcept:
-        return _fmod(f, self._max_frames)
+        """Slot of frame f, for P <= f < P + max_frames (no division: an offset from P's)."""
+        cdef int64_t i = self._pi + (f - self._P)
+        return i - self._max_frames if i >= self._max_frames else i
 
     cdef inline int64_t _ti(self, int64_t f) noexcept:
-        return _fmod(f, 2 * <int64_t>self._max_frames)
+        """Tag of frame f, for P - max_frames <= f < P + max_frames."""
+        cdef int64_t i = self._pti + (f - self._P), m2 = 2 * <int64_t>self._max_frames
+        if i < 0:
+            return i + m2
+        return i - m2 if i >= m2 else i
+
+    cdef inline void _set_P(self, int64_t p) noexcept:
+        if p == self._P + 1:
+            self._pi += 1
+            if self._pi == self._max_frames:
+                self._pi = 0
+            self._pti += 1
+            if self._pti == 2 * <int64_t>self._max_frames:
+                self._pti = 0
+        else:
+            self._pi = _fmod(p, self._max_frames)
+            self._pti = _fmod(p, 2 * <int64_t>self._max_frames)
+        self._P = p
 
     cdef inline bint _has(self, int64_t f) noexcept:
-        """Whether frame f (within the live window) holds audio."""
-        return f >= self._P and f < self._P + self._max_frames and self._state[self._si(f)] != S_EMPTY
+        """Whether frame f holds audio (False outside the live window)."""
+        return f >= self._P and f < self._P + self._max_frames \
+            and self._state[self._si(f)] != S_EMPTY
 
     cdef void _clear_tags(self) noexcept:
         cdef int64_t i
@@ -499,6 +525,8 @@ cdef class JitterQueue:
                 raise ValueError(f"an Opus packet of {s48 / 48:g} ms is not a whole number of "
                                  f"{self.frame_ms} ms frames")
             nframes = samples // self._fs
+        elif n == self._fb:
+            nframes = 1
         else:
             if n == 0 or n % self._fb:
                 raise ValueError(f"a packet must be a whole number of {self.frame_ms} ms "
@@ -513,7 +541,7 @@ cdef class JitterQueue:
                 ext = seq
             else:
                 m = <int64_t>1 << bits
-                delta = _fmod(seq - self._ext_hi, m)
+                delta = (seq - self._ext_hi) & (m - 1)
                 if delta >= m // 2:
                     delta -= m
                 ext = self._ext_hi + delta
@@ -539,11 +567,6 @@ cdef class JitterQueue:
                 self._fpp = <int>nframes
             elif kind == M_TS:
                 self._ts0 = ts
-            if self.decoder is None:
-                self._slab = <uint8_t*>malloc(<size_t>self._max_frames * self._fb)
-                if self._slab == NULL:
-                    self._mode = M_NONE
-                    raise MemoryError()
         if kind == M_SEQ:
             self._seq_bits = bits
             if not self._has_ext or ext > self._ext_hi:
@@ -556,7 +579,7 @@ cdef class JitterQueue:
                 and (self._end if self._end > end else end) - start <= mf:
             if self._item_start == self._P:
                 self._item_start = start
-            self._P = start
+            self._set_P(start)
         if start < self._P and self._P - mf <= start:
             lim = end if end < self._P else self._P
             f = start
@@ -591,14 +614,20 @@ cdef class JitterQueue:
         if self.decoder is not None:
             i = self._si(start)
             self._state[i] = S_START
-            self._pkts[i] = pkt
+            self._objs[i] = pkt
             for f in range(start + 1, end):
                 self._state[self._si(f)] = S_CONT
+        elif nframes == 1 and PyBytes_CheckExact(payload):
+            # a frame of bytes is kept as it is, and returned as it is when played unaltered
+            i = self._si(start)
+            self._state[i] = S_START
+            self._objs[i] = payload
         else:
             for f in range(nframes):
                 i = self._si(start + f)
                 self._state[i] = S_START if f == 0 else S_CONT
-                memcpy(self._slab + i * self._fb, data + f * self._fb, <size_t>self._fb)
+                self._objs[i] = PyBytes_FromStringAndSize(<const char*>data + f * self._fb,
+                                                          self._fb)
         self._present += nframes
         if end > self._end:
             self._end = end
@@ -610,12 +639,12 @@ cdef class JitterQueue:
         cdef int64_t f
         self._dropped += self._present
         memset(self._state, 0, <size_t>self._max_frames)
-        if self._pkts is not None:
-            self._pkts = [None] * self._max_frames
+        self._objs = [None] * self._max_frames
         self._present = 0
         self._clear_tags()
         self._pend_n = 0
-        self._P = self._end = start
+        self._set_P(start)
+        self._end = start
         self._playing = False
         self._fresh = True
         self._expanded = 0
@@ -627,13 +656,12 @@ cdef class JitterQueue:
         self._sync_item()
         return 0
 
-    cdef inline void _free_slot(self, int64_t f):
+    cdef inline void _free_slot(self, int64_t f) noexcept:
         cdef int64_t i = self._si(f)
         if self._state[i] != S_EMPTY:
             self._state[i] = S_EMPTY
             self._present -= 1
-            if self._pkts is not None:
-                self._pkts[i] = None
+            self._objs[i] = None
 
     cdef int _drop_to(self, int64_t new_p, bint drained) except -1:
         """Advance the playout point to new_p, discarding what lies before it."""
@@ -646,7 +674,7 @@ cdef class JitterQueue:
             self._drained += new_p - self._P
         else:
             self._dropped += cnt
-        self._P = new_p
+        self._set_P(new_p)
         if self._end < self._P:
             self._end = self._P
         self._sync_item()
@@ -759,14 +787,16 @@ cdef class JitterQueue:
         cdef int64_t i = self._si(self._P), k
         cdef int nframes
         if self.decoder is None:
-            frame[0] = self._slab + i * self._fb
+            self._cur = <bytes>self._objs[i]
+            frame[0] = <const uint8_t*>PyBytes_AS_STRING(self._cur)
             return 1
+        self._cur = None
         if self._state[i] == S_START:
             nframes = 1
             while self._has(self._P + nframes) and \
                     self._state[self._si(self._P + nframes)] == S_CONT:
                 nframes += 1
-            pcm = self._call(self._dec_decode, self._pkts[i], None, nframes)
+            pcm = self._call(self._dec_decode, self._objs[i], None, nframes)
             if pcm is None:
                 self._pend_n = 0
                 return 0
@@ -782,7 +812,7 @@ cdef class JitterQueue:
 
     cdef int _advance(self) except -1:
         self._free_slot(self._P)
-        self._P += 1
+        self._set_P(self._P + 1)
         self._fresh = False
         self._sync_item()
         return 0
@@ -790,7 +820,6 @@ cdef class JitterQueue:
     cdef bytes _pop_packet(self):
         cdef int64_t L = self._L, S, age = 0, x, k, new_p, lo, hi
         cdef int64_t quiet = <int64_t>QUIET * self._n
-        cdef int64_t energy
         cdef bint has_x, step_ok
         cdef const uint8_t* frame = NULL
         cdef bytes out
@@ -859,18 +888,11 @@ cdef class JitterQueue:
                 out = self._conceal()
                 self._advance()
                 return out
-            energy = <int64_t>ac_jit_energy(frame, <size_t>self._n)
             step_ok = self._tick - self._last_step >= self._step
             if self._win_valid:
                 lo = self._lo_prev if self._lo_prev < self._lo_cur else self._lo_cur
                 hi = self._hi_prev if self._hi_prev > self._hi_cur else self._hi_cur
-                if lo >= 1 and self._has(self._P + 1) and (
-                        energy < quiet
-                        or step_ok and lo >= 2 and self._over >= 1
-                        and 4 * energy <= self._level * self._n
-                        or step_ok and (lo >= 3 or lo >= 2 and self._over >= 3)):
-                    if energy >= quiet:
-                        self._last_step = self._tick
+                if lo >= 1 and self._has(self._P + 1) and self._droppable(frame, lo, step_ok):
                     self._drop_one()
                     x -= 1
                     continue
@@ -883,10 +905,50 @@ cdef class JitterQueue:
             self._played += 1
             self._plc_run = 0
             self._expanded = 0
-            self._level += ac_jit_floordiv(energy // self._n - self._level, 16)
-            out = self._emit_real(frame)
+            if self._continuous and self._cur is not None:
+                out = self._cur         # the pushed frame itself: no copy
+                self._last = out
+            else:
+                out = self._emit_real(frame)
+            self._cur = None
             self._advance()
             return out
+
+    cdef bint _droppable(self, const uint8_t* frame, int64_t lo, bint step_ok) noexcept:
+        """Whether to drop the frame at P to cut an excess of lo frames that has lasted (see
+        the reference): quiet frames first, then dips, then any frame."""
+        cdef int64_t energy, around, e
+        cdef const uint8_t* nxt
+        if ac_jit_quiet(frame, <size_t>self._n, <uint64_t>QUIET * self._n):
+            return True
+        if not step_ok or lo < 2:
+            return False
+        energy = <int64_t>ac_jit_energy(frame, <size_t>self._n)
+        if self._over >= 1:
+            around = <int64_t>ac_jit_energy(<const uint8_t*>PyBytes_AS_STRING(self._last),
+                                            <size_t>self._n)
+            nxt = self._peek_next()
+            if nxt != NULL:
+                e = <int64_t>ac_jit_energy(nxt, <size_t>self._n)
+                if e > around:
+                    around = e
+            if 4 * energy <= around:
+                self._last_step = self._tick
+                return True
+        if lo >= 3 or self._over >= 3:
+            self._last_step = self._tick
+            return True
+        return False
+
+    cdef const uint8_t* _peek_next(self) noexcept:
+        """The samples of the frame at P + 1 when at hand without decoding, else NULL."""
+        cdef int64_t i = self._si(self._P + 1), k
+        if self.decoder is None:
+            return <const uint8_t*>PyBytes_AS_STRING(<bytes>self._objs[i])
+        k = self._P + 1 - self._pend_start
+        if self._state[i] == S_CONT and 0 <= k < self._pend_n:
+            return self._pend + k * self._fb
+        return NULL
 
     cdef int _drop_one(self) except -1:
         self._drained += 1
@@ -902,7 +964,7 @@ cdef class JitterQueue:
         if self.decoder is not None and self._has(self._P + 1):
             i = self._si(self._P + 1)
             if self._state[i] == S_START:
-                x = self._call(self._dec_fec, self._pkts[i], self._fs, 1)
+                x = self._call(self._dec_fec, self._objs[i], self._fs, 1)
                 if x is not None:
                     self._recovered += 1
                     self._plc_run = 0
@@ -925,12 +987,11 @@ cdef class JitterQueue:
             self._starving = False
         elif self._mode != M_NONE:
             memset(self._state, 0, <size_t>self._max_frames)
-            if self._pkts is not None:
-                self._pkts = [None] * self._max_frames
+            self._objs = [None] * self._max_frames
             self._present = 0
             self._pend_n = 0
             if self._end > self._P:
-                self._P = self._end
+                self._set_P(self._end)
             else:
                 self._end = self._P
             self._fresh = False

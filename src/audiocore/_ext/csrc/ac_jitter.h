@@ -27,23 +27,57 @@ static inline int16_t ac_jit_mirror_at(const uint8_t *last, int fs, int ch, int 
     return ac_load_s16le(last + 2 * ((size_t)(fs - 1 - k) * ch + c));
 }
 
-/* Sum of |sample| over n samples. */
+/* Sum of |sample| over n samples (blocks summed in 32 bits so the loop vectorizes). */
 static inline uint64_t ac_jit_energy(const uint8_t *p, size_t n)
 {
     uint64_t sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t v = ac_load_s16le(p + 2 * i);
-        sum += (uint64_t)(v < 0 ? -v : v);
+    while (n) {
+        size_t m = n < 65536 ? n : 65536;
+        uint32_t block = 0;
+        for (size_t i = 0; i < m; i++) {
+#if AC_BIG_ENDIAN
+            int32_t v = ac_load_s16le(p + 2 * i);
+#else
+            int16_t h;
+            int32_t v;
+            memcpy(&h, p + 2 * i, 2);
+            v = h;
+#endif
+            block += (uint32_t)(v < 0 ? -v : v);
+        }
+        sum += block;
+        p += 2 * m;
+        n -= m;
     }
     return sum;
 }
 
+/* Whether the sum of |sample| over n samples is below limit: blocks of 64 samples, stopping
+ * as soon as the running sum reaches it (a loud frame is judged from its first block). */
+static inline int ac_jit_quiet(const uint8_t *p, size_t n, uint64_t limit)
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i += 64) {
+        sum += ac_jit_energy(p + 2 * i, n - i < 64 ? n - i : 64);
+        if (sum >= limit)
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether all bytes are zero (no early exit: the OR of 8-byte words vectorizes). */
 static inline int ac_jit_is_silent(const uint8_t *p, size_t bytes)
 {
-    for (size_t i = 0; i < bytes; i++)
-        if (p[i])
-            return 0;
-    return 1;
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= bytes; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        acc |= w;
+    }
+    for (; i < bytes; i++)
+        acc |= p[i];
+    return acc == 0;
 }
 
 /* out = the last frame mirrored, fading to silence over xf samples (w_up rising), then 0. */
