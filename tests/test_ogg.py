@@ -656,6 +656,27 @@ def test_fuzz_random_bytes(data: bytes) -> None:
     _outcome(reader, b"OggS" + data)
 
 
+@settings(max_examples=300)
+@given(st.binary(max_size=60), st.binary(max_size=60), st.booleans())
+def test_fuzz_opus_head_and_tags(head_tail: bytes, tags_tail: bytes, structured: bool) -> None:
+    head = b"OpusHead" + head_tail
+    if structured:  # a plausible prefix, so the checks past the first fields get exercised
+        head = _head_packet(channels=len(head_tail) % 4, family=head_tail[:1] == b"\x01") + head_tail
+    tags = b"OpusTags" + tags_tail
+    stream = (ref.page_bytes(ref.BOS, 0, 1, 0, ref.lacing(len(head)), head)
+              + ref.page_bytes(0, 0, 1, 1, ref.lacing(len(tags)), tags)
+              + ref.page_bytes(0, 960, 1, 2, [3], b"\xf8\x01\x02"))
+    reader = audiocore.OggOpusReader()
+    got = _outcome(reader, stream)
+    if reader.head is None:
+        assert got == []
+    else:
+        assert got == [b"\xf8\x01\x02"]
+        assert 1 <= reader.head.channels and reader.head.pre_skip >= 0
+        if reader.tags is not None:
+            assert all(isinstance(c, str) for c in reader.tags.comments)
+
+
 _FUZZ_STREAM = write_stream(sized_packets([40, 255, 510, 3000, 60, 70000, 20, 90]))
 _FUZZ_PACKETS = [p.data for p in ref.packets(ref.pages(_FUZZ_STREAM))[2:]]
 

@@ -339,3 +339,18 @@ def test_dtx_sends_tiny_packets_in_silence() -> None:
     enc.dtx = True
     sizes = [len(enc.encode(bytes(640))) for _ in range(60)]
     assert min(sizes[10:]) <= 3
+
+
+@settings(max_examples=300)
+@given(st.binary(min_size=1, max_size=1600))
+def test_fuzz_decode_of_arbitrary_bytes_agrees_with_opuslib(packet: bytes) -> None:
+    ours, theirs = audiocore.OpusDecoder(16000), opuslib.Decoder(16000, 1)
+    try:
+        pcm: bytes | None = ours.decode(packet)
+    except audiocore.DecodeError:
+        pcm = None
+    try:
+        expected: bytes | None = theirs.decode(packet, 1920)
+    except opuslib.OpusError:
+        expected = None
+    assert pcm == expected

@@ -28,10 +28,6 @@ cdef extern from "ac_ogg.h" nogil:
         AC_OGG_E_FLAGS
         AC_OGG_E_CRC
 
-cdef extern from "ac_opus_packet.h" nogil:
-    int ac_opus_packet_samples48(const unsigned char* p, size_t n, size_t* err_at)
-    const char* ac_opus_packet_error_text(int code)
-
 
 cdef class OggPacket:
     cdef readonly bytes data

@@ -12,6 +12,7 @@ from libc.string cimport memcpy, memmove, memset, memcmp
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
 from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
+from audiocore._ext._opus_packet cimport packet_samples48
 
 import os
 import struct
@@ -35,16 +36,6 @@ def ogg_crc32(data, unsigned int crc=0) -> int:
         return ac_ogg_crc_update(crc, b.ptr, <size_t>b.len)
     finally:
         in_release(&b)
-
-
-cdef int _opus_samples48(const unsigned char* p, Py_ssize_t n) except -1:
-    cdef size_t err_at = 0
-    cdef int r = ac_opus_packet_samples48(p, <size_t>n, &err_at)
-    if r < 0:
-        raise DecodeError(
-            f"invalid Opus packet: {ac_opus_packet_error_text(r).decode('ascii')} "
-            f"(offset {err_at} of {n} bytes)", err_at)
-    return r
 
 
 # ==================================================================== packets and headers
@@ -401,7 +392,7 @@ cdef class OggOpusWriter:
                                else "the stream is closed")
         in_acquire(packet, &b)
         try:
-            granule = self._granule + _opus_samples48(b.ptr, b.len)
+            granule = self._granule + packet_samples48(b.ptr, b.len)
             if self._max_page_samples == 0:
                 length = b.len
                 out = _pages(b.ptr, &length, &granule, 1, 0, True, 0, False, self._serial,

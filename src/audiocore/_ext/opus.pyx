@@ -14,16 +14,13 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from libc.stdlib cimport malloc, free
 
 from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
+from audiocore._ext._opus_packet cimport packet_samples48
 
 from audiocore._ext.errors import DecodeError, OpusError
 
 cdef extern from "ac_common.h" nogil:
     enum:
         AC_BIG_ENDIAN
-
-cdef extern from "ac_opus_packet.h" nogil:
-    int ac_opus_packet_samples48(const unsigned char* p, size_t n, size_t* err_at)
-    const char* ac_opus_packet_error_text(int code)
 
 cdef extern from "opus.h" nogil:
     ctypedef int opus_int32
@@ -90,17 +87,6 @@ cdef int _check_rate_channels(int rate, int channels) except -1:
     return 0
 
 
-cdef int _packet_samples48(const unsigned char* p, Py_ssize_t n) except -1:
-    """The packet's duration in 48 kHz samples, or DecodeError naming the bad byte."""
-    cdef size_t err_at = 0
-    cdef int r = ac_opus_packet_samples48(p, <size_t>n, &err_at)
-    if r < 0:
-        raise DecodeError(
-            f"invalid Opus packet: {ac_opus_packet_error_text(r).decode('ascii')} "
-            f"(offset {err_at} of {n} bytes)", err_at)
-    return r
-
-
 cdef inline void _to_le(short* pcm, Py_ssize_t count) noexcept nogil:
     """PCM16 is little-endian on the wire: swap libopus's native samples on big-endian hosts."""
     cdef Py_ssize_t i
@@ -122,7 +108,7 @@ def opus_packet_samples(packet, int rate=48000) -> int:
         raise ValueError(f"rate must be one of 8000, 12000, 16000, 24000, 48000 Hz, not {rate}")
     in_acquire(packet, &b)
     try:
-        return _packet_samples48(b.ptr, b.len) * rate // 48000
+        return packet_samples48(b.ptr, b.len) * rate // 48000
     finally:
         in_release(&b)
 
@@ -155,7 +141,7 @@ cdef class OpusDecoder:
     cdef int c_decode(self, const unsigned char* packet, Py_ssize_t n, short* out,
                       int max_frames, bint fec) except -1:
         cdef int frames, ret
-        frames = _packet_samples48(packet, n) // (48000 // self.rate)
+        frames = packet_samples48(packet, n) // (48000 // self.rate)
         if fec:
             self._check_span(max_frames, "lost span")
             frames = max_frames
@@ -204,7 +190,7 @@ cdef class OpusDecoder:
         cdef int frames
         in_acquire(packet, &b)
         try:
-            frames = _packet_samples48(b.ptr, b.len) // (48000 // self.rate)
+            frames = packet_samples48(b.ptr, b.len) // (48000 // self.rate)
             out = PyBytes_FromStringAndSize(NULL, frames * self.channels * 2)
             frames = self.c_decode(b.ptr, b.len, <short*>PyBytes_AS_STRING(out), frames, False)
             _to_le(<short*>PyBytes_AS_STRING(out), frames * self.channels)
@@ -231,7 +217,7 @@ cdef class OpusDecoder:
         self._check_span(samples, "lost span")
         in_acquire(packet, &b)
         try:
-            _packet_samples48(b.ptr, b.len)
+            packet_samples48(b.ptr, b.len)
             out = PyBytes_FromStringAndSize(NULL, samples * self.channels * 2)
             self.c_decode(b.ptr, b.len, <short*>PyBytes_AS_STRING(out), samples, True)
             _to_le(<short*>PyBytes_AS_STRING(out), samples * self.channels)
