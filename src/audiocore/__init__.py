@@ -17,6 +17,22 @@ from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_enco
 from audiocore._ext.opus import libopus_version
 from audiocore._ext.ring import RingBuffer
 
+# --- opus/ogg area: Opus codec binding and Ogg Opus paging
+from audiocore._ext.ogg import (
+    OggOpusReader,
+    OggOpusWriter,
+    OggPacket,
+    OpusHead,
+    OpusTags,
+    ogg_crc32,
+)
+from audiocore._ext.opus import (
+    OpusDecoder,
+    OpusEncoder,
+    opus_packet_samples,
+)
+# --- end opus/ogg area
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -35,4 +51,15 @@ __all__ = [
     "libopus_version",
     "ulaw_decode",
     "ulaw_encode",
+    # --- opus/ogg area
+    "OggOpusReader",
+    "OggOpusWriter",
+    "OggPacket",
+    "OpusDecoder",
+    "OpusEncoder",
+    "OpusHead",
+    "OpusTags",
+    "ogg_crc32",
+    "opus_packet_samples",
+    # --- end opus/ogg area
 ]
