@@ -17,8 +17,24 @@ from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_enco
 from audiocore._ext.opus import libopus_version
 from audiocore._ext.ring import RingBuffer
 
-# jitter: adaptive playout queue and barge-in tracker
+# --- opus/ogg area: Opus codec binding and Ogg Opus paging
+from audiocore._ext.ogg import (
+    OggOpusReader,
+    OggOpusWriter,
+    OggPacket,
+    OpusHead,
+    OpusTags,
+    ogg_crc32,
+)
+from audiocore._ext.opus import (
+    OpusDecoder,
+    OpusEncoder,
+    opus_packet_samples,
+)
+# --- end opus/ogg area
+# --- jitter area: adaptive playout queue and barge-in tracker
 from audiocore._ext.jitter import JitterQueue
+# --- end jitter area
 
 __version__ = "0.1.0"
 
@@ -38,6 +54,18 @@ __all__ = [
     "libopus_version",
     "ulaw_decode",
     "ulaw_encode",
-    # jitter: adaptive playout queue and barge-in tracker
+    # --- opus/ogg area
+    "OggOpusReader",
+    "OggOpusWriter",
+    "OggPacket",
+    "OpusDecoder",
+    "OpusEncoder",
+    "OpusHead",
+    "OpusTags",
+    "ogg_crc32",
+    "opus_packet_samples",
+    # --- end opus/ogg area
+    # --- jitter area
     "JitterQueue",
+    # --- end jitter area
 ]
