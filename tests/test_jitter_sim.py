@@ -313,19 +313,35 @@ def test_opus_with_plc_and_fec(name: str) -> None:
     nframes = max(a.frame for a in arrivals) + 1
     tone = sim.tone(RATE, nframes * F / 1000 + 1, hz=330, amplitude=6000)[: nframes * FS]
     packets = encode(tone.tobytes(), RATE, fec=True, loss_percent=10, bitrate=32000)
-    clean = np.frombuffer(b"".join(OpuslibDecoder(RATE).decode(p) for p in packets), "<i2")
-    decoder = OpuslibDecoder(RATE)
-    q = audiocore.JitterQueue(RATE, decoder=decoder)
+    clean_decoder = audiocore.OpusDecoder(RATE)
+    clean = np.frombuffer(b"".join(clean_decoder.decode(p) for p in packets), "<i2")
+    q = audiocore.JitterQueue(RATE, decoder=audiocore.OpusDecoder(RATE))
     run = sim.run(q, arrivals, lambda q, a: q.push(packets[a.frame], seq=a.frame))
     st = q.stats
     assert all(len(o) == FB for o in run.outputs)
     assert st["played"] + st["concealed"] + st["inserted"] + st["idle"] == len(run.outputs)
     assert st["errors"] == 0
+    # FEC rebuilt frames on every lossy trace; PLC covered the rest
     if name in ("loss5", "jitter", "reorder"):
-        assert st["recovered"] > 0 and "decode_fec" in decoder.calls
-    assert "conceal" in decoder.calls
-    # clicks: no step beyond the clean decode's own (the codec's tone, not ours)
-    assert sim.max_step(run.pcm()) <= sim.max_step(clean) * 1.02
+        assert st["recovered"] > 0
+    assert st["concealed"] > st["recovered"]
+    # the same run through opuslib's decoder, called by its Python methods, is identical
+    q2 = audiocore.JitterQueue(RATE, decoder=OpuslibDecoder(RATE))
+    run2 = sim.run(q2, arrivals, lambda q, a: q.push(packets[a.frame], seq=a.frame))
+    assert run2.outputs == run.outputs and q2.stats == st
+    # clicks: the queue touches samples only in frames that are not played straight on
+    # (concealment, FEC, the first frame after either, a cut); the steps there stay within
+    # the largest step of the frames it passed through untouched - the decoded audio's own
+    # (after a loss libopus's output is not the lossless decode's, so that is the yardstick)
+    out = run.pcm().astype(np.int32)
+    kinds = np.array(run.kinds)
+    straight = (kinds == "played") & (np.roll(kinds, 1) == "played")
+    straight[0] = False
+    steps = np.abs(np.diff(out))
+    in_straight = straight[(np.arange(steps.size) + 1) // FS]
+    assert (~straight).sum() > 20
+    assert steps[~in_straight].max() <= steps[in_straight].max()
+    assert steps[in_straight].max() <= sim.max_step(clean) * 1.5
     # no stall: the last seconds before the end of the input carry the tone
     tail = run.pcm()[-(1000 + 2000) * RATE // 1000 : -1000 * RATE // 1000]
     assert np.sqrt(np.mean(tail.astype(float) ** 2)) > 2000

@@ -15,6 +15,7 @@ from typing import Any
 import operator
 
 from audiocore import AudioCoreError, DecodeError
+from reference import opus_packet
 
 # Tuning, shared with the kernel (src/audiocore/_ext/jitter.pyx).
 QUIET = 128               # a frame is quiet when its mean |sample| is below this
@@ -29,101 +30,20 @@ PLC_MS = 100              # decoder concealment this long, then a fade to silenc
 SPURT_GAP_MS = 500        # stream mode: a refill later than this starts a new talk spurt
 DEQUE_MAX = 256           # entries of the running-minimum window of arrival delays
 RAMP = 99                 # samples after which 1/(n+1) < 1 - FORGET
+WARM_PACKETS = 2          # packets decoded (and discarded) when a cut skips Opus audio
 STEADY = (1.0 - FORGET) / FORGET
 
 EMPTY, START, CONT = 0, 1, 2
 BIG = 1 << 40
 
 
-def opus_samples48(p: bytes) -> int:
-    """Duration of an Opus packet in 48 kHz samples, every framing rule of RFC 6716 3.4
-    checked; raises DecodeError naming the offending offset."""
-    n = len(p)
-    if n < 1:
-        raise DecodeError("Opus packet is empty (no TOC byte)", 0)
-    toc = p[0]
-    config = toc >> 3
-    if config < 12:
-        frame = (480, 960, 1920, 2880)[config & 3]
-    elif config < 16:
-        frame = 960 if config & 1 else 480
-    else:
-        frame = 120 << (config & 3)
-    code = toc & 3
-    if code == 0:
-        if n - 1 > 1275:
-            raise DecodeError("Opus frame longer than 1275 bytes", 1)
-        return frame
-    if code == 1:
-        if (n - 1) & 1:
-            raise DecodeError("Opus code 1 packet with an odd payload length", 1)
-        if (n - 1) // 2 > 1275:
-            raise DecodeError("Opus frame longer than 1275 bytes", 1)
-        return 2 * frame
-    if code == 2:
-        if n < 2:
-            raise DecodeError("Opus frame length runs past the end", n)
-        if p[1] < 252:
-            first, used = p[1], 1
-        else:
-            if n < 3:
-                raise DecodeError("Opus frame length runs past the end", n)
-            first, used = p[1] + 4 * p[2], 2
-        rest = n - 1 - used
-        if first > rest:
-            raise DecodeError("Opus frame length runs past the end", 1)
-        if first > 1275 or rest - first > 1275:
-            raise DecodeError("Opus frame longer than 1275 bytes", 1)
-        return 2 * frame
-    # code 3
-    if n < 2:
-        raise DecodeError("Opus code 3 packet without a valid frame count", n)
-    count = p[1] & 0x3F
-    if count == 0:
-        raise DecodeError("Opus code 3 packet without a valid frame count", 1)
-    if count * frame > 5760:
-        raise DecodeError("Opus packet longer than 120 ms", 1)
-    pos = 2
-    padding = 0
-    if p[1] & 0x40:
-        while True:
-            if pos >= n:
-                raise DecodeError("Opus padding runs past the end", n)
-            b = p[pos]
-            pos += 1
-            padding += 254 if b == 255 else b
-            if b != 255:
-                break
-    if padding > n - pos:
-        raise DecodeError("Opus padding runs past the end", 1)
-    avail = n - pos - padding
-    if p[1] & 0x80:  # VBR: count-1 explicit lengths
-        total = 0
-        for _ in range(count - 1):
-            if pos >= n:
-                raise DecodeError("Opus frame length runs past the end", n)
-            if p[pos] < 252:
-                length, used = p[pos], 1
-            else:
-                if pos + 1 >= n:
-                    raise DecodeError("Opus frame length runs past the end", n)
-                length, used = p[pos] + 4 * p[pos + 1], 2
-            at = pos
-            pos += used
-            avail -= used
-            if length > 1275:
-                raise DecodeError("Opus frame longer than 1275 bytes", at)
-            total += length
-            if avail < 0 or total > avail:
-                raise DecodeError("Opus frame length runs past the end", at)
-        if avail - total > 1275:
-            raise DecodeError("Opus frame longer than 1275 bytes", 1)
-    else:
-        if avail % count:
-            raise DecodeError("Opus CBR payload is not a multiple of the frame count", 1)
-        if avail // count > 1275:
-            raise DecodeError("Opus frame longer than 1275 bytes", 1)
-    return count * frame
+def opus_samples48(packet: bytes) -> int:
+    """Duration of an Opus packet in 48 kHz samples (tests/reference/opus_packet.py); a packet
+    breaking RFC 6716's framing rules raises DecodeError, as the kernel does."""
+    try:
+        return opus_packet.samples48(packet)
+    except opus_packet.Malformed as exc:
+        raise DecodeError(f"invalid Opus packet: {exc}") from None
 
 
 def _s16(b: bytes) -> list[int]:
@@ -595,7 +515,17 @@ class ModelJitterQueue:
         self._sync_item()
 
     def _drop_to(self, new_p: int, counter: str) -> None:
-        """Advance the playout point to new_p, discarding what lies before it."""
+        """Advance the playout point to new_p, discarding what lies before it. With a
+        decoder, the last WARM_PACKETS packets cut are decoded (and the audio discarded) so
+        that the decoder's history runs up to the audio played next."""
+        if self.decoder is not None:
+            starts = [f for f in range(self.P, new_p) if self.slots.get(f, (EMPTY,))[0] == START]
+            for f in starts[-WARM_PACKETS:]:
+                nframes = 1
+                while self.slots.get(f + nframes, (EMPTY,))[0] == CONT:
+                    nframes += 1
+                self._call(self.decoder.decode, self.slots[f][1], frames=nframes)
+            self.pend = []
         n = 0
         for f in range(self.P, new_p):
             if self.slots.pop(f, None) is not None:

@@ -1,15 +1,14 @@
 """The decoder interface JitterQueue calls (decode / conceal / decode_fec / reset, rate,
-channels), implemented over opuslib, a ctypes binding of the real libopus. A test peer: the
-queue is exercised against the real codec before audiocore's own OpusDecoder lands."""
+channels), implemented over opuslib (a ctypes binding of the real libopus): an object that is
+not audiocore's OpusDecoder, so the queue goes through its Python methods; and a variant that
+breaks the contract now and then. Plus the encoder the tests use."""
 
 from __future__ import annotations
 
 import ctypes
 
 import opuslib
-import opuslib.api.ctl
 import opuslib.api.decoder as api
-import opuslib.api.encoder
 import opuslib.api.info
 from opuslib.exceptions import OpusError as OpuslibError
 
@@ -58,15 +57,14 @@ class OpuslibDecoder:
 
 def encode(pcm: bytes, rate: int, channels: int = 1, frame_ms: int = 20, fec: bool = True,
            loss_percent: int = 10, bitrate: int = 24000) -> list[bytes]:
-    """PCM16 -> Opus packets of frame_ms with libopus (VOIP, in-band FEC when asked)."""
-    enc = opuslib.Encoder(rate, channels, opuslib.APPLICATION_VOIP)
-    enc.bitrate = bitrate
+    """PCM16 -> Opus packets of frame_ms (audiocore's OpusEncoder: libopus, VOIP, in-band FEC
+    when asked)."""
+    enc = audiocore.OpusEncoder(rate, channels, "voip", bitrate)
     if fec:
-        # (opuslib's inband_fec property setter drops its value: call the ctl directly)
-        opuslib.api.encoder.encoder_ctl(enc.encoder_state, opuslib.api.ctl.set_inband_fec, 1)
+        enc.fec = True
         enc.packet_loss_perc = loss_percent
     n = rate * frame_ms // 1000 * 2 * channels
-    return [enc.encode(pcm[i : i + n], n // 2 // channels) for i in range(0, len(pcm) - n + 1, n)]
+    return [enc.encode(pcm[i : i + n]) for i in range(0, len(pcm) - n + 1, n)]
 
 
 class FlakyDecoder(OpuslibDecoder):

@@ -66,6 +66,7 @@ class Run:
     pushed: list[tuple[int, Arrival, bool]] = field(default_factory=list)  # (tick, arrival, ok)
     played_ms: list[int] = field(default_factory=list)
     items: list[Any] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # which counter each pop advanced
 
     def pop_ms(self, tick: int) -> int:
         return tick * self.frame_ms
@@ -92,8 +93,13 @@ def run(queue: Any, arrivals: Sequence[Arrival], push: Callable[[Any, Arrival], 
             i += 1
         if before_pop is not None:
             before_pop(queue, tick)
+        before = stats(queue)
         result.outputs.append(queue.pop())
-        result.targets.append(stats(queue)["target_ms"])
+        after = stats(queue)
+        result.kinds.append(next((k for k in ("played", "concealed", "inserted", "idle")
+                                  if after.get(k, 0) != before.get(k, 0)), "?")
+                            if after.get("drained", 0) == before.get("drained", 0) else "cut")
+        result.targets.append(after["target_ms"])
         result.buffered.append(buffered(queue))
         tick += 1
     return result

@@ -3,6 +3,7 @@
 
 from libc.stdint cimport int32_t, int64_t, uint8_t
 
+from audiocore._ext.opus cimport OpusDecoder
 from audiocore._ext.ring cimport RingBuffer
 
 
@@ -16,6 +17,8 @@ cdef class JitterQueue:
     cdef readonly bint adaptive
     cdef readonly object decoder
     cdef object _dec_decode, _dec_conceal, _dec_fec, _dec_reset
+    cdef OpusDecoder _opus                # the decoder, when it is audiocore's (C calls)
+    cdef uint8_t* _scratch                # one frame from the decoder (PLC, FEC)
     cdef int _fs, _n, _fb                 # samples per channel, samples, bytes per frame
     cdef int _max_frames, _min_frames, _L
     cdef int _win_len, _step, _flush, _history, _plc_frames, _spurt_gap
@@ -81,7 +84,10 @@ cdef class JitterQueue:
     cdef bytes _emit_fade(self)
     cdef bytes _emit_insert(self)
     cdef bytes _emit_partial(self, const uint8_t* x, int p)
-    cdef object _call(self, object fn, object arg, object arg2, int frames)
+    cdef int _py_into(self, object fn, object a, object b, int frames, uint8_t* out) except -1
+    cdef int _decode_into(self, object packet, int frames, uint8_t* out) except -1
+    cdef int _conceal_into(self, uint8_t* out) except -1
+    cdef int _fec_into(self, object packet, uint8_t* out) except -1
     cdef bytes _conceal(self)
     cdef void _sample(self, int64_t value) noexcept
     cdef void _prior(self) noexcept

@@ -18,9 +18,11 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
 from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
+from audiocore._ext._opus_packet cimport packet_samples48
+from audiocore._ext.opus cimport OpusDecoder
 from audiocore._ext.ring cimport RingBuffer
 
-from audiocore._ext.errors import AudioCoreError, DecodeError
+from audiocore._ext.errors import AudioCoreError
 
 
 cdef extern from "ac_jitter.h" nogil:
@@ -37,8 +39,7 @@ cdef extern from "ac_jitter.h" nogil:
     void ac_jit_tail(const uint8_t* last, uint8_t* out, int fs, int ch, int p,
                      const int32_t* w_up, int xf)
     int64_t ac_jit_floordiv(int64_t a, int64_t b)
-    int ac_jit_opus_samples48(const uint8_t* p, size_t n, size_t* err_at)
-    const char* ac_jit_opus_error(int code)
+    void ac_jit_native_to_le(uint8_t* p, size_t n)
 
 
 # Tuning (the same constants as tests/reference/jitter.py; docs/jitter.md explains each).
@@ -54,6 +55,7 @@ DEF PLC_MS = 100           # decoder concealment this long, then a fade to silen
 DEF SPURT_GAP_MS = 500     # stream mode: a refill later than this starts a new talk spurt
 DEF DEQUE_MAX = 256
 DEF RAMP = 99              # samples after which 1/(n+1) < 1 - FORGET
+DEF WARM_PACKETS = 2       # packets decoded (and discarded) when a cut skips Opus audio
 cdef double STEADY = (1.0 - FORGET) / FORGET
 DEF BIG = 1099511627776    # 1 << 40
 
@@ -145,6 +147,8 @@ cdef class JitterQueue:
             self._dec_conceal = decoder.conceal
             self._dec_fec = decoder.decode_fec
             self._dec_reset = decoder.reset
+            if type(decoder) is OpusDecoder:
+                self._opus = <OpusDecoder>decoder   # decoded in C, no Python call per frame
         self.rate = rate
         self.frame_ms = frame_ms
         self.channels = channels
@@ -179,7 +183,8 @@ cdef class JitterQueue:
         if decoder is not None:
             self._pend_cap = 120 // F + 1
             self._pend = <uint8_t*>malloc(<size_t>self._pend_cap * self._fb)
-            if self._pend == NULL:
+            self._scratch = <uint8_t*>malloc(<size_t>self._fb)
+            if self._pend == NULL or self._scratch == NULL:
                 raise MemoryError()
         self._last = bytes(self._fb)
         self._seq_bits = 16
@@ -199,6 +204,7 @@ cdef class JitterQueue:
         free(self._state)
         free(self._tag)
         free(self._pend)
+        free(self._scratch)
 
     # ================================================================ samples out
 
@@ -247,36 +253,83 @@ cdef class JitterQueue:
         self._continuous = False
         return out
 
-    cdef object _call(self, object fn, object arg, object arg2, int frames):
-        """A decoder call that must return ``frames`` frames of PCM: the bytes, or None
-        (counted in errors) when it raised AudioCoreError/ValueError or returned another
-        length."""
+    # ---- the decoder: C calls for an audiocore OpusDecoder, its Python methods otherwise.
+    # Each writes PCM16LE into out and returns 1, or 0 when the decoder raised AudioCoreError
+    # or ValueError or produced another length (counted in errors; the caller conceals).
+
+    cdef int _py_into(self, object fn, object a, object b, int frames, uint8_t* out) except -1:
+        cdef InBuf buf
         try:
-            pcm = fn(arg) if arg2 is None else fn(arg, arg2)
+            pcm = fn(a) if b is None else fn(a, b)
         except (AudioCoreError, ValueError):
             self._errors += 1
-            return None
-        if not isinstance(pcm, (bytes, bytearray)) or len(pcm) != <Py_ssize_t>frames * self._fb:
+            return 0
+        if not isinstance(pcm, (bytes, bytearray)):
             self._errors += 1
-            return None
-        return bytes(pcm)
+            return 0
+        in_acquire(pcm, &buf)
+        try:
+            if buf.len != <Py_ssize_t>frames * self._fb:
+                self._errors += 1
+                return 0
+            memcpy(out, buf.ptr, <size_t>buf.len)
+        finally:
+            in_release(&buf)
+        return 1
+
+    cdef int _decode_into(self, object packet, int frames, uint8_t* out) except -1:
+        cdef int got
+        if self._opus is None:
+            return self._py_into(self._dec_decode, packet, None, frames, out)
+        try:
+            got = self._opus.c_decode(<const unsigned char*>PyBytes_AS_STRING(packet),
+                                      PyBytes_GET_SIZE(packet), <short*>out,
+                                      frames * self._fs, False)
+        except (AudioCoreError, ValueError):
+            self._errors += 1
+            return 0
+        if got != frames * self._fs:
+            self._errors += 1
+            return 0
+        ac_jit_native_to_le(out, <size_t>frames * self._n)
+        return 1
+
+    cdef int _conceal_into(self, uint8_t* out) except -1:
+        if self._opus is None:
+            return self._py_into(self._dec_conceal, self._fs, None, 1, out)
+        try:
+            self._opus.c_conceal(<short*>out, self._fs)
+        except (AudioCoreError, ValueError):
+            self._errors += 1
+            return 0
+        ac_jit_native_to_le(out, <size_t>self._n)
+        return 1
+
+    cdef int _fec_into(self, object packet, uint8_t* out) except -1:
+        if self._opus is None:
+            return self._py_into(self._dec_fec, packet, self._fs, 1, out)
+        try:
+            self._opus.c_decode(<const unsigned char*>PyBytes_AS_STRING(packet),
+                                PyBytes_GET_SIZE(packet), <short*>out, self._fs, True)
+        except (AudioCoreError, ValueError):
+            self._errors += 1
+            return 0
+        ac_jit_native_to_le(out, <size_t>self._n)
+        return 1
 
     cdef bytes _conceal(self):
         """One frame standing for missing audio: decoder PLC first, then a fade to silence."""
-        cdef bytes x, out
+        cdef bytes out
         if self.decoder is not None and self._started and self._plc_run <= self._plc_frames:
             self._plc_run += 1
-            x = self._call(self._dec_conceal, self._fs, None, 1)
-            if x is None:
+            if not self._conceal_into(self._scratch):
                 self._plc_run = self._plc_frames + 1
                 return self._emit_fade()
             if self._plc_run <= self._plc_frames:
-                return self._emit_real(<const uint8_t*>PyBytes_AS_STRING(x))
+                return self._emit_real(self._scratch)
             # the last decoder frame fades to silence; silence follows
-            x = bytes(bytearray(x))  # a private copy to fade in place
-            ac_jit_fade_out(<uint8_t*>PyBytes_AS_STRING(x), self._fs, self.channels,
-                            self._w_up, self._xf)
-            out = self._emit_real(<const uint8_t*>PyBytes_AS_STRING(x))
+            ac_jit_fade_out(self._scratch, self._fs, self.channels, self._w_up, self._xf)
+            out = self._emit_real(self._scratch)
             self._continuous = False
             return out
         return self._emit_fade()
@@ -512,14 +565,11 @@ cdef class JitterQueue:
                           int64_t seq, int64_t ts) except -1:
         cdef int64_t nframes, s48, samples, ext = 0, m, delta, start, end, mf, f, i, lim
         cdef int bits = 0
-        cdef size_t err_at = 0
         cdef bint first
         cdef object pkt = None
         # ---- validation: nothing changes before this block is through
         if self.decoder is not None:
-            s48 = ac_jit_opus_samples48(data, <size_t>n, &err_at)
-            if s48 < 0:
-                raise DecodeError(ac_jit_opus_error(<int>s48).decode("ascii"), <Py_ssize_t>err_at)
+            s48 = packet_samples48(data, n)       # DecodeError naming the bad byte
             samples = s48 * self.rate // 48000
             if samples % self._fs:
                 raise ValueError(f"an Opus packet of {s48 / 48:g} ms is not a whole number of "
@@ -664,8 +714,25 @@ cdef class JitterQueue:
             self._objs[i] = None
 
     cdef int _drop_to(self, int64_t new_p, bint drained) except -1:
-        """Advance the playout point to new_p, discarding what lies before it."""
-        cdef int64_t f, cnt = 0
+        """Advance the playout point to new_p, discarding what lies before it. With a
+        decoder, the last WARM_PACKETS packets cut are decoded (the audio discarded) so that
+        the decoder's history runs up to the audio played next."""
+        cdef int64_t f, cnt = 0, g, nframes
+        cdef int warm = 0
+        if self.decoder is not None:
+            f = new_p - 1
+            while f >= self._P and warm < WARM_PACKETS:
+                if self._state[self._si(f)] == S_START:
+                    warm += 1
+                f -= 1
+            for g in range(f + 1, new_p):   # the last `warm` packets, oldest first
+                if self._state[self._si(g)] == S_START:
+                    nframes = 1
+                    while g + nframes < new_p + self._max_frames and self._has(g + nframes) \
+                            and self._state[self._si(g + nframes)] == S_CONT:
+                        nframes += 1
+                    self._decode_into(self._objs[self._si(g)], <int>nframes, self._pend)
+            self._pend_n = 0
         for f in range(self._P, new_p):
             if self._state[self._si(f)] != S_EMPTY:
                 cnt += 1
@@ -796,11 +863,9 @@ cdef class JitterQueue:
             while self._has(self._P + nframes) and \
                     self._state[self._si(self._P + nframes)] == S_CONT:
                 nframes += 1
-            pcm = self._call(self._dec_decode, self._objs[i], None, nframes)
-            if pcm is None:
+            if not self._decode_into(self._objs[i], nframes, self._pend):
                 self._pend_n = 0
                 return 0
-            memcpy(self._pend, PyBytes_AS_STRING(pcm), <size_t>nframes * self._fb)
             self._pend_n = nframes
             self._pend_start = self._P
             self._plc_run = 0
@@ -960,15 +1025,12 @@ cdef class JitterQueue:
 
     cdef bytes _conceal_lost(self):
         cdef int64_t i
-        cdef bytes x
         if self.decoder is not None and self._has(self._P + 1):
             i = self._si(self._P + 1)
-            if self._state[i] == S_START:
-                x = self._call(self._dec_fec, self._objs[i], self._fs, 1)
-                if x is not None:
-                    self._recovered += 1
-                    self._plc_run = 0
-                    return self._emit_real(<const uint8_t*>PyBytes_AS_STRING(x))
+            if self._state[i] == S_START and self._fec_into(self._objs[i], self._scratch):
+                self._recovered += 1
+                self._plc_run = 0
+                return self._emit_real(self._scratch)
         return self._conceal()
 
     # ================================================================ barge-in, items

@@ -1,5 +1,4 @@
-/* Sample arithmetic of the jitter queue: fades, transitions and measures on PCM16LE frames,
- * plus the Opus packet duration the queue needs to place a packet on its timeline.
+/* Sample arithmetic of the jitter queue: fades, transitions and measures on PCM16LE frames.
  *
  * Frames are interleaved PCM16 little-endian byte buffers of fs sample frames of ch channels.
  * Weights are Q15 integers (0..32768). Mixing rounds to nearest and shifts arithmetically, so
@@ -151,159 +150,19 @@ static inline int64_t ac_jit_floordiv(int64_t a, int64_t b)
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-/* ---- Opus packet duration (RFC 6716 section 3): every framing rule checked, never reading
- * past p[n-1]. Returns the duration in 48 kHz samples, or one of the negative codes below with
- * *err_at set to the offset found wrong. */
-enum {
-    AC_JIT_OPUS_EMPTY = -1,
-    AC_JIT_OPUS_FRAME_SIZE = -2,
-    AC_JIT_OPUS_ODD = -3,
-    AC_JIT_OPUS_LENGTH = -4,
-    AC_JIT_OPUS_COUNT = -5,
-    AC_JIT_OPUS_DURATION = -6,
-    AC_JIT_OPUS_PADDING = -7,
-    AC_JIT_OPUS_CBR = -8,
-};
-
-static const char *ac_jit_opus_error(int code)
+/* libopus writes native-endian samples; PCM16 is little-endian on the wire. */
+static inline void ac_jit_native_to_le(uint8_t *p, size_t n)
 {
-    switch (code) {
-    case AC_JIT_OPUS_EMPTY: return "Opus packet is empty (no TOC byte)";
-    case AC_JIT_OPUS_FRAME_SIZE: return "Opus frame longer than 1275 bytes";
-    case AC_JIT_OPUS_ODD: return "Opus code 1 packet with an odd payload length";
-    case AC_JIT_OPUS_LENGTH: return "Opus frame length runs past the end";
-    case AC_JIT_OPUS_COUNT: return "Opus code 3 packet without a valid frame count";
-    case AC_JIT_OPUS_DURATION: return "Opus packet longer than 120 ms";
-    case AC_JIT_OPUS_PADDING: return "Opus padding runs past the end";
-    case AC_JIT_OPUS_CBR: return "Opus CBR payload is not a multiple of the frame count";
-    default: return "invalid Opus packet";
+#if AC_BIG_ENDIAN
+    for (size_t i = 0; i < n; i++) {
+        uint8_t t = p[2 * i];
+        p[2 * i] = p[2 * i + 1];
+        p[2 * i + 1] = t;
     }
-}
-
-static int ac_jit_opus_samples48(const uint8_t *p, size_t n, size_t *err_at)
-{
-    int frame, code;
-    unsigned config;
-    if (n < 1) {
-        *err_at = 0;
-        return AC_JIT_OPUS_EMPTY;
-    }
-    config = p[0] >> 3;
-    if (config < 12) {
-        static const int silk[4] = {480, 960, 1920, 2880};
-        frame = silk[config & 3];
-    } else if (config < 16) {
-        frame = (config & 1) ? 960 : 480;
-    } else {
-        frame = 120 << (config & 3);
-    }
-    code = p[0] & 3;
-    *err_at = 1;
-    if (code == 0)
-        return n - 1 > 1275 ? AC_JIT_OPUS_FRAME_SIZE : frame;
-    if (code == 1) {
-        if ((n - 1) & 1)
-            return AC_JIT_OPUS_ODD;
-        return (n - 1) / 2 > 1275 ? AC_JIT_OPUS_FRAME_SIZE : 2 * frame;
-    }
-    if (code == 2) {
-        size_t first, used, rest;
-        if (n < 2) {
-            *err_at = n;
-            return AC_JIT_OPUS_LENGTH;
-        }
-        if (p[1] < 252) {
-            first = p[1];
-            used = 1;
-        } else {
-            if (n < 3) {
-                *err_at = n;
-                return AC_JIT_OPUS_LENGTH;
-            }
-            first = p[1] + 4u * p[2];
-            used = 2;
-        }
-        rest = n - 1 - used;
-        if (first > rest)
-            return AC_JIT_OPUS_LENGTH;
-        if (first > 1275 || rest - first > 1275)
-            return AC_JIT_OPUS_FRAME_SIZE;
-        return 2 * frame;
-    }
-    /* code 3 */
-    {
-        size_t pos = 2, padding = 0, avail, total = 0;
-        int count;
-        if (n < 2) {
-            *err_at = n;
-            return AC_JIT_OPUS_COUNT;
-        }
-        count = p[1] & 0x3F;
-        if (count == 0)
-            return AC_JIT_OPUS_COUNT;
-        if (count * frame > 5760)
-            return AC_JIT_OPUS_DURATION;
-        if (p[1] & 0x40) {
-            for (;;) {
-                uint8_t b;
-                if (pos >= n) {
-                    *err_at = n;
-                    return AC_JIT_OPUS_PADDING;
-                }
-                b = p[pos++];
-                padding += b == 255 ? 254 : b;
-                if (b != 255)
-                    break;
-            }
-        }
-        if (padding > n - pos)
-            return AC_JIT_OPUS_PADDING;
-        avail = n - pos - padding;
-        if (p[1] & 0x80) {
-            for (int i = 0; i < count - 1; i++) {
-                size_t length, used, at;
-                if (pos >= n) {
-                    *err_at = n;
-                    return AC_JIT_OPUS_LENGTH;
-                }
-                if (p[pos] < 252) {
-                    length = p[pos];
-                    used = 1;
-                } else {
-                    if (pos + 1 >= n) {
-                        *err_at = n;
-                        return AC_JIT_OPUS_LENGTH;
-                    }
-                    length = p[pos] + 4u * p[pos + 1];
-                    used = 2;
-                }
-                at = pos;
-                pos += used;
-                if (length > 1275) {
-                    *err_at = at;
-                    return AC_JIT_OPUS_FRAME_SIZE;
-                }
-                if (used > avail) {
-                    *err_at = at;
-                    return AC_JIT_OPUS_LENGTH;
-                }
-                avail -= used;
-                total += length;
-                if (total > avail) {
-                    *err_at = at;
-                    return AC_JIT_OPUS_LENGTH;
-                }
-            }
-            if (avail - total > 1275)
-                return AC_JIT_OPUS_FRAME_SIZE;
-        } else {
-            if (avail % (size_t)count)
-                return AC_JIT_OPUS_CBR;
-            if (avail / (size_t)count > 1275)
-                return AC_JIT_OPUS_FRAME_SIZE;
-        }
-        return count * frame;
-    }
+#else
+    (void)p;
+    (void)n;
+#endif
 }
 
 #endif /* AC_JITTER_H */
