@@ -75,6 +75,15 @@ def cases() -> list[Case]:
         p_push(data, p_next())
         return p_pop()
 
+    # the floor of any queue called this way: the same driver, two C methods that do nothing
+    # (RingBuffer.skip(0) and .peek(0)); no queue can beat the peer by more than floor/peer
+    idle = audiocore.RingBuffer(1)
+    f_push, f_pop, f_next = idle.skip, idle.peek, cycle(range(65536)).__next__
+
+    def floor_step(data: bytes) -> bytes:
+        f_push(f_next())
+        return f_pop(0)
+
     # reordered (neighbours swapped in flight) and 1 frame in 20 lost: per tick the packet
     # that arrives (if any), then one pop
     arrivals = [None if i % 20 == 7 else i ^ 1 for i in range(65536)]
@@ -120,15 +129,52 @@ def cases() -> list[Case]:
         # ours fades its first frame in from silence; the rest are the same bytes
         assert [a.pop() for _ in range(15)][1:] == [b.pop() for _ in range(15)][1:]
 
+    # Opus packets of 20 ms at 16 kHz: ours decodes in C on pop; the peer pops a packet from
+    # the ring and decodes it with OpusDecoder.decode (both libopus, both in order)
+    speech = frame(16000, ms=2000, index=1)
+    enc = audiocore.OpusEncoder(16000, 1, "voip")
+    packets = [enc.encode(speech[i : i + 640]) for i in range(0, len(speech), 640)]
+    opus_ours = audiocore.JitterQueue(16000, decoder=audiocore.OpusDecoder(16000))
+    opus_peer = SeqRingQueue(1, capacity=64)
+    peer_decoder = audiocore.OpusDecoder(16000)
+    oo_push, oo_pop, oo_next = opus_ours.push, opus_ours.pop, cycle(range(65536)).__next__
+    op_push, op_pop, op_next = opus_peer.push, opus_peer.pop, cycle(range(65536)).__next__
+    op_decode, op_silence = peer_decoder.decode, bytes(640)
+    pk_ours, pk_peer = cycle(packets).__next__, cycle(packets).__next__
+
+    def ours_opus(_: bytes) -> bytes:
+        oo_push(pk_ours(), oo_next())
+        return oo_pop()
+
+    def peer_opus(_: bytes) -> bytes:
+        op_push(pk_peer(), op_next())
+        packet = op_pop()
+        return op_decode(packet) if len(packet) > 1 else op_silence
+
+    def opus_check() -> None:
+        a = audiocore.JitterQueue(16000, decoder=audiocore.OpusDecoder(16000), adaptive=False)
+        b, d = SeqRingQueue(1, prefetch=3), audiocore.OpusDecoder(16000)
+        outs_a, outs_b = [], []
+        for i, p in enumerate(packets):
+            a.push(p, seq=i)
+            b.push(p, i)
+            outs_a.append(a.pop())
+            packet = b.pop()
+            outs_b.append(d.decode(packet) if len(packet) > 1 else bytes(640))
+        # the same decoded frames, after ours fades its first one in from silence
+        assert outs_a[3:] == outs_b[3:] and outs_a[2][320:] == outs_b[2][320:]
+
     return [
         Case(
             "jitter", "JitterQueue push+pop 640 B, in order",
             Impl("audiocore", ours_step, (pcm,)),
-            [Impl("pure-Python seq ring", peer_step, (pcm,))],
+            [Impl("pure-Python seq ring", peer_step, (pcm,)),
+             Impl("floor: 2 empty C calls", floor_step, (pcm,))],
             targets={"pure-Python seq ring": 5.0},
             check=_in_order_check,
             note="one tick: push one 20 ms packet, pop one frame; ours adaptive (delay "
-                 "histogram, latency control, stats, item tracking)",
+                 "histogram, latency control, stats, item tracking); the floor row is the "
+                 "driver alone with two empty C calls",
         ),
         Case(
             "jitter", "JitterQueue push+pop 640 B, reordered+lossy",
@@ -146,5 +192,12 @@ def cases() -> list[Case]:
             targets={"bytearray FIFO playout": 2.0},
             check=stream_check,
             note="a realtime AI's deltas rechunked into frames",
+        ),
+        Case(
+            "jitter", "JitterQueue push+pop Opus 20 ms @16 kHz",
+            Impl("audiocore", ours_opus, (pcm,)),
+            [Impl("seq ring + OpusDecoder.decode", peer_opus, (pcm,))],
+            check=opus_check,
+            note="libopus does most of the work on both sides; ours calls it in C",
         ),
     ]

@@ -46,7 +46,29 @@ def _same_outcome(ours: Any, model: Any, *args: Any, **kw: Any) -> Any:
     return expected
 
 
-class QueueMachine(RuleBasedStateMachine):
+class Twins(RuleBasedStateMachine):
+    """A kernel queue ``q`` and a model ``m`` fed the same operations agree on every figure."""
+
+    q: audiocore.JitterQueue
+    m: ModelJitterQueue
+
+    @rule()
+    def clear(self) -> None:
+        assert self.q.clear() == self.m.clear()
+
+    @invariant()
+    def same_figures(self) -> None:
+        if hasattr(self, "q"):
+            assert self.q.stats == self.m.stats
+            assert self.q.played_ms == self.m.played_ms
+            assert self.q.buffered_ms == self.m.buffered_ms
+            assert self.q.item == self.m.item
+            assert self.q.playing == self.m.playing
+            assert self.q.mode == self.m.mode
+            assert self.q.buffered_ms <= self.q.max_ms
+
+
+class QueueMachine(Twins):
     """Random pushes (ordered, reordered, duplicated, wrapped, bad), pops, marks and clears:
     every pop, return value and figure equals the model's."""
 
@@ -127,26 +149,11 @@ class QueueMachine(RuleBasedStateMachine):
         self.q.mark(f"item{self.items}")
         self.m.mark(f"item{self.items}")
 
-    @rule()
-    def clear(self) -> None:
-        assert self.q.clear() == self.m.clear()
-
-    @invariant()
-    def same_figures(self) -> None:
-        if hasattr(self, "q"):
-            assert self.q.stats == self.m.stats
-            assert self.q.played_ms == self.m.played_ms
-            assert self.q.buffered_ms == self.m.buffered_ms
-            assert self.q.item == self.m.item
-            assert self.q.playing == self.m.playing
-            assert self.q.mode == self.m.mode
-            assert self.q.buffered_ms <= self.q.max_ms
-
 
 TestQueueMachine = QueueMachine.TestCase
 
 
-class OpusMachine(RuleBasedStateMachine):
+class OpusMachine(Twins):
     """The same with Opus packets, each queue with its own audiocore OpusDecoder: the kernel
     calls it in C (c_decode / c_conceal), the model through its Python methods; or both an
     opuslib-based decoder, which the kernel calls through its Python methods too."""
@@ -191,16 +198,6 @@ class OpusMachine(RuleBasedStateMachine):
     def pop(self, times: int) -> None:
         for _ in range(times):
             assert self.q.pop() == self.m.pop()
-
-    @rule()
-    def clear(self) -> None:
-        assert self.q.clear() == self.m.clear()
-
-    @invariant()
-    def same_figures(self) -> None:
-        if hasattr(self, "q"):
-            assert self.q.stats == self.m.stats
-            assert self.q.buffered_ms == self.m.buffered_ms
 
 
 TestOpusMachine = OpusMachine.TestCase

@@ -81,6 +81,7 @@ cdef class JitterQueue:
 
     # private steps (see jitter.pyx)
     cdef bytes _emit_real(self, const uint8_t* x)
+    cdef bytes _emitted(self, bytes out, bint continuous)
     cdef bytes _emit_fade(self)
     cdef bytes _emit_insert(self)
     cdef bytes _emit_partial(self, const uint8_t* x, int p)
@@ -108,6 +109,7 @@ cdef class JitterQueue:
     cdef void _free_slot(self, int64_t f) noexcept
     cdef void _set_P(self, int64_t p) noexcept
     cdef int _drop_to(self, int64_t new_p, bint drained) except -1
+    cdef bytes _take(self, int64_t n)
     cdef bytes _pop_stream(self)
     cdef void _reset_windows(self) noexcept
     cdef void _window(self, int64_t x) noexcept

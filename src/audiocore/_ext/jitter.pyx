@@ -216,29 +216,29 @@ cdef class JitterQueue:
         else:
             ac_jit_transition(<const uint8_t*>PyBytes_AS_STRING(self._last), x, self._fs,
                               self.channels, self._fs, self._t_up, self._h, o)
+        return self._emitted(out, True)
+
+    cdef inline bytes _emitted(self, bytes out, bint continuous):
+        """Remember out as the last frame returned (the mirror source of what follows)."""
         self._last = out
-        self._continuous = True
+        self._continuous = continuous
         return out
 
     cdef bytes _emit_fade(self):
         cdef bytes out = PyBytes_FromStringAndSize(NULL, self._fb)
-        cdef uint8_t* o = <uint8_t*>PyBytes_AS_STRING(out)
         cdef const uint8_t* last = <const uint8_t*>PyBytes_AS_STRING(self._last)
         if ac_jit_is_silent(last, <size_t>self._fb):
-            memset(o, 0, <size_t>self._fb)
+            memset(PyBytes_AS_STRING(out), 0, <size_t>self._fb)
         else:
-            ac_jit_fade(last, self._fs, self.channels, self._w_up, self._xf, o)
-        self._last = out
-        self._continuous = False
-        return out
+            ac_jit_fade(last, self._fs, self.channels, self._w_up, self._xf,
+                        <uint8_t*>PyBytes_AS_STRING(out))
+        return self._emitted(out, False)
 
     cdef bytes _emit_insert(self):
         cdef bytes out = PyBytes_FromStringAndSize(NULL, self._fb)
-        cdef uint8_t* o = <uint8_t*>PyBytes_AS_STRING(out)
-        ac_jit_mirror(<const uint8_t*>PyBytes_AS_STRING(self._last), self._fs, self.channels, o)
-        self._last = out
-        self._continuous = False
-        return out
+        ac_jit_mirror(<const uint8_t*>PyBytes_AS_STRING(self._last), self._fs, self.channels,
+                      <uint8_t*>PyBytes_AS_STRING(out))
+        return self._emitted(out, False)
 
     cdef bytes _emit_partial(self, const uint8_t* x, int p):
         cdef bytes out = PyBytes_FromStringAndSize(NULL, self._fb)
@@ -249,9 +249,7 @@ cdef class JitterQueue:
         else:
             ac_jit_transition(last, x, self._fs, self.channels, p, self._t_up, self._h, o)
         ac_jit_tail(last, o, self._fs, self.channels, p, self._w_up, self._xf)
-        self._last = out
-        self._continuous = False
-        return out
+        return self._emitted(out, False)
 
     # ---- the decoder: C calls for an audiocore OpusDecoder, its Python methods otherwise.
     # Each writes PCM16LE into out and returns 1, or 0 when the decoder raised AudioCoreError
@@ -768,10 +766,18 @@ cdef class JitterQueue:
         self._tick += 1
         return out
 
+    cdef bytes _take(self, int64_t n):
+        """The oldest n bytes of the stream, as played."""
+        cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+        self._ring.c_peek(<uint8_t*>PyBytes_AS_STRING(out), <Py_ssize_t>n)
+        self._ring.c_skip(<Py_ssize_t>n)
+        self._pos += n
+        self._played += 1
+        return out
+
     cdef bytes _pop_stream(self):
         cdef int64_t fb = self._fb, held = self._ring._size, need
         cdef bytes out, part
-        cdef uint8_t* buf
         if not self._playing:
             need = (self._L if self._L > 1 else 1) * fb
             if held >= need or (held > 0 and self._last_push_tick < self._tick):
@@ -781,28 +787,19 @@ cdef class JitterQueue:
                 self._idle += 1
                 return self._emit_fade()
         if held >= fb:
-            out = PyBytes_FromStringAndSize(NULL, fb)
-            buf = <uint8_t*>PyBytes_AS_STRING(out)
-            self._ring.c_peek(buf, <Py_ssize_t>fb)
-            self._ring.c_skip(<Py_ssize_t>fb)
-            self._pos += fb
-            self._played += 1
-            if not self._continuous:
-                out = self._emit_real(buf)
-            else:
+            out = self._take(fb)
+            if self._continuous:
                 self._last = out
+            else:
+                out = self._emit_real(<const uint8_t*>PyBytes_AS_STRING(out))
         else:
             self._playing = False
             self._starving = True
             self._starve_tick = self._tick
             if held:
-                part = PyBytes_FromStringAndSize(NULL, held)
-                buf = <uint8_t*>PyBytes_AS_STRING(part)
-                self._ring.c_peek(buf, <Py_ssize_t>held)
-                self._ring.c_skip(<Py_ssize_t>held)
-                self._pos += held
-                self._played += 1
-                out = self._emit_partial(buf, <int>(held // (2 * self.channels)))
+                part = self._take(held)
+                out = self._emit_partial(<const uint8_t*>PyBytes_AS_STRING(part),
+                                         <int>(held // (2 * self.channels)))
             else:
                 self._idle += 1
                 out = self._emit_fade()
