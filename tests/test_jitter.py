@@ -252,6 +252,12 @@ def test_bad_pushes_raise_and_change_nothing() -> None:
         q.push(frame)
     with pytest.raises(ValueError, match="seq mode"):
         q.push(frame, timestamp=40)
+    t = audiocore.JitterQueue(16000)
+    assert t.push(frame, timestamp=2**60 - 1)
+    assert not t.push(frame, timestamp=-(2**60))        # far in the past: late, no overflow
+    assert t.stats["late"] == 1
+    with pytest.raises(ValueError, match="timestamp must be in"):
+        t.push(frame, timestamp=2**60)
     with pytest.raises(ValueError, match="packets 1"):
         q.push(frame * 2, seq=8)
     with pytest.raises(ValueError, match="does not fit"):

@@ -447,7 +447,7 @@ cdef class JitterQueue:
         cdef int64_t s = 0, t = 0
         if timestamp is not None:
             kind = M_TS
-            t = self._int64(timestamp, "timestamp", -(1 << 62), 1 << 62)
+            t = self._int64(timestamp, "timestamp", -(1 << 60), 1 << 60)
         elif seq is not None:
             kind = M_SEQ
         else:
