@@ -32,6 +32,9 @@ from audiocore._ext.opus import (
     opus_packet_samples,
 )
 # --- end opus/ogg area
+# --- jitter area: adaptive playout queue and barge-in tracker
+from audiocore._ext.jitter import JitterQueue
+# --- end jitter area
 
 __version__ = "0.1.0"
 
@@ -62,4 +65,7 @@ __all__ = [
     "ogg_crc32",
     "opus_packet_samples",
     # --- end opus/ogg area
+    # --- jitter area
+    "JitterQueue",
+    # --- end jitter area
 ]
