@@ -22,10 +22,11 @@ from reference import resample as ref
 
 RATES = (8000, 16000, 24000, 48000)
 HOT = [(a, b) for a in RATES for b in RATES if a != b]
-# Ratios beyond the hot ones: long Kaiser prototypes (44.1 <-> 48 kHz), odd ratios, the ends
-# of the rate range.
+# Ratios beyond the hot ones: long Kaiser prototypes and one history plane (44.1 <-> 48 kHz,
+# 8 -> 11.025 kHz, 22.05 -> 16 kHz), up to 16 rows and planes (9 <-> 16 kHz), the ends of the
+# rate range, equal rates.
 OTHER = [(44100, 48000), (48000, 44100), (8000, 11025), (22050, 16000), (192000, 8000),
-         (8000, 192000), (16000, 16000), (12000, 8000)]
+         (8000, 192000), (16000, 16000), (12000, 8000), (9000, 16000), (16000, 9000)]
 PAIRS = HOT + OTHER
 
 
@@ -59,8 +60,9 @@ def as_array(data: bytes, dtype: str) -> np.ndarray:
 
 
 def assert_close_to_upfirdn(got: bytes, want: bytes, dtype: str) -> None:
-    """Float32 arithmetic against float64: int16 within one step (a rounding tie may fall
-    either way), float32 within a few float32 steps of full scale."""
+    """Float32 arithmetic against float64: int16 within one step, and rarely (a value within
+    float32 error of a rounding boundary may round either way); float32 within a few float32
+    steps of full scale."""
     a, b = as_array(got, dtype), as_array(want, dtype)
     assert a.shape == b.shape
     if not a.size:
@@ -68,7 +70,7 @@ def assert_close_to_upfirdn(got: bytes, want: bytes, dtype: str) -> None:
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
     if dtype == "int16":
         assert diff.max() <= 1
-        assert np.mean(diff > 0) < 0.01
+        assert np.count_nonzero(diff) <= 2 + 0.03 * diff.size
     else:
         assert diff.max() <= 4e-6 * max(1.0, float(np.abs(b).max()))
 
@@ -137,7 +139,9 @@ def test_filters_are_designed_once_per_ratio() -> None:
 def test_exact_counts_for_every_push_size(in_rate: int, out_rate: int, push: int) -> None:
     r = audiocore.Resampler(in_rate, out_rate)
     data = noise(4800 * 3 + 5)
+    whole = audiocore.Resampler(in_rate, out_rate).process(data)
     total_in = total_out = 0
+    outs = []
     for start in range(0, len(data) // 2, push):
         chunk = data[2 * start : 2 * (start + push)]
         expected = r.output_samples(len(chunk) // 2)
@@ -146,6 +150,8 @@ def test_exact_counts_for_every_push_size(in_rate: int, out_rate: int, push: int
         total_out += len(out) // 2
         assert len(out) // 2 == expected
         assert total_out == total_in * out_rate // in_rate
+        outs.append(out)
+    assert b"".join(outs) == whole
     tail = r.flush()
     assert len(tail) // 2 == r.delay_samples
 
@@ -391,3 +397,4 @@ def test_long_pushes_release_the_gil_and_overlapping_calls_are_refused() -> None
     # We ran Python code while the worker was inside its C loop: the GIL was released.
     assert refused
     assert result and len(result[0]) == 4 * (48000 * 30 // 3)
+

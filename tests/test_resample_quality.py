@@ -24,6 +24,7 @@ import pytest
 import soxr
 
 import audiocore
+from audiocore.resample import design_filter
 
 RATES = (8000, 16000, 24000, 48000)
 HOT = [(a, b) for a in RATES for b in RATES if a != b]
@@ -152,8 +153,7 @@ def test_passband_is_flat_within_a_tenth_of_a_db(in_rate: int, out_rate: int,
         assert abs(gain_db) <= 0.1, (freq, gain_db)
 
 
-@pytest.mark.parametrize("in_rate, out_rate", [(16000, 24000), (24000, 16000), (8000, 48000),
-                                               (48000, 8000)])
+@pytest.mark.parametrize("in_rate, out_rate", HOT)
 def test_fast_tone_snr(in_rate: int, out_rate: int) -> None:
     for freq in passband_tones(in_rate, out_rate):
         y = ours(tone(in_rate, freq), in_rate, out_rate, "fast")
@@ -169,3 +169,32 @@ def test_the_measure_sees_a_bad_resampler() -> None:
     f = fit(y, 24000, [7000.0, *products(7000.0, 16000, 24000)])
     assert 20 * np.log10(max(f.amplitudes[1:]) / f.amplitudes[0]) > -40
     assert snr_db(y, 24000, 7000.0) < 40
+
+
+SPEC = {"hq": (100.0, 0.01), "fast": (60.0, 0.1)}  # stopband dB, passband +- dB
+
+
+@pytest.mark.parametrize("quality", ["hq", "fast"])
+@pytest.mark.parametrize("in_rate, out_rate", HOT + [(44100, 48000), (48000, 44100),
+                                                     (44100, 16000), (8000, 11025),
+                                                     (9000, 16000), (8000, 192000)])
+def test_designed_response_meets_the_specification(in_rate: int, out_rate: int,
+                                                   quality: str) -> None:
+    from scipy import signal
+
+    f = design_filter(in_rate, out_rate, quality)  # type: ignore[arg-type]
+    low = min(in_rate, out_rate)
+    w, h = signal.freqz(f.taps.astype(np.float64), worN=1 << 17, fs=f.up * in_rate)
+    db = 20 * np.log10(np.maximum(np.abs(h) / f.up, 1e-12))
+    stop_db, ripple_db = SPEC[quality]
+    assert db[w >= 0.55 * low].max() <= -stop_db
+    assert np.abs(db[w <= 0.425 * low]).max() <= ripple_db
+
+
+@pytest.mark.parametrize("in_rate, out_rate", [(44100, 48000), (48000, 44100), (9000, 16000)])
+def test_other_ratios_tone_snr_beside_soxr_hq(in_rate: int, out_rate: int) -> None:
+    for freq in passband_tones(in_rate, out_rate)[1::2]:
+        x = tone(in_rate, freq)
+        mine = snr_db(ours(x, in_rate, out_rate), out_rate, freq)
+        theirs = snr_db(soxr_hq(x, in_rate, out_rate), out_rate, freq)
+        assert mine >= 85 and mine >= theirs - 1, (freq, mine, theirs)

@@ -88,8 +88,6 @@ def _aligned_zeros(shape: tuple[int, int], align: int = 64) -> npt.NDArray[np.fl
 
 def _prototype(up: int, down: int, spec: _Spec) -> tuple[npt.NDArray[np.float64], int, str]:
     """The prototype taps (float64, odd length, gain ``up``) and the taps per phase."""
-    from scipy import signal  # type: ignore[import-untyped, unused-ignore]  # first design only
-
     if up == down == 1:  # equal rates: a copy
         return np.ones(1), 8, "identity"
     # Frequencies in units of the lower rate; the input rate is 1 (upsampling) or down/up.
@@ -99,13 +97,17 @@ def _prototype(up: int, down: int, spec: _Spec) -> tuple[npt.NDArray[np.float64]
     if max(up, down) <= REMEZ_MAX_RATIO:
         per_phase = math.ceil(spec.taps * f_in / 8) * 8
         n = up * per_phase - (1 - (up * per_phase) % 2)
+        # scipy.signal takes a second or two to import: only the first design pays it
+        from scipy import signal  # type: ignore[import-untyped, unused-ignore]
+
         h = signal.remez(n, [0, pass_edge, stop_edge, fs_proto / 2], [1, 0],
                          weight=[1, spec.stop_weight], fs=fs_proto, maxiter=100)
         return np.asarray(h, np.float64) * up, per_phase, "remez"
     per_phase = math.ceil(spec.kaiser_taps * f_in / 8) * 8
     n = up * per_phase - (1 - (up * per_phase) % 2)
     cutoff = (pass_edge + stop_edge) / 2 / fs_proto  # cycles per prototype sample
-    beta = signal.kaiser_beta(spec.kaiser_atten_db)
+    atten = spec.kaiser_atten_db  # Kaiser's formula for the window's beta (> 50 dB)
+    beta = 0.1102 * (atten - 8.7)
     k = np.arange(n) - (n - 1) / 2
     h = 2 * cutoff * np.sinc(2 * cutoff * k) * np.kaiser(n, beta)
     return h * (up / h.sum()), per_phase, "kaiser"
@@ -117,10 +119,11 @@ def _build(up: int, down: int, quality: str) -> ResampleFilter:
     taps.setflags(write=False)
     center = (len(taps) - 1) // 2
     delay, shift = divmod(center, down)
+    # Phase p holds taps p, p + up, p + 2 up, ..., reversed and aligned to the right.
+    padded = np.zeros(up * per_phase, np.float32)
+    padded[: len(taps)] = taps
     table = _aligned_zeros((up, per_phase))
-    for p in range(up):
-        row = taps[p::up]
-        table[p, per_phase - len(row) :] = row[::-1]
+    table[:] = padded.reshape(per_phase, up).T[:, ::-1]
     table.setflags(write=False)
     return ResampleFilter(up, down, quality, method, taps, per_phase, shift, delay, table)
 

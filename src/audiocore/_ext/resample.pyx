@@ -10,10 +10,9 @@ cimport cython
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_FORMAT
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_CheckExact
-from cpython.bytes cimport PyBytes_GET_SIZE
 from libc.stdint cimport int64_t
 
-from audiocore._ext._buffer cimport InBuf, OutBuf, in_release, out_acquire, out_release
+from audiocore._ext._buffer cimport InBuf, OutBuf, in_acquire, in_release, out_acquire, out_release
 
 ac_rs_init()
 
@@ -43,13 +42,8 @@ cdef int _pcm_acquire(object data, InBuf* b, int dtype) except -1:
     """Borrow the bytes of ``data``. Typed buffers (NumPy arrays, typed memoryviews) must hold
     the resampler's dtype; byte buffers are taken as raw little-endian PCM."""
     cdef bytes fmt
-    if PyBytes_CheckExact(data):
-        b.ptr = <const unsigned char*>PyBytes_AS_STRING(data)
-        b.len = PyBytes_GET_SIZE(data)
-        b.owned = 0
-        return 0
-    if isinstance(data, str):
-        raise TypeError("expected a bytes-like object of PCM, not 'str'")
+    if PyBytes_CheckExact(data) or isinstance(data, str):
+        return in_acquire(data, b)  # bytes in place; str is a TypeError
     try:
         PyObject_GetBuffer(data, &b.view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
     except (BufferError, ValueError) as exc:  # NumPy raises ValueError

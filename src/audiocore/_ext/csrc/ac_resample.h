@@ -55,6 +55,9 @@ enum { AC_RS_INT16 = 0, AC_RS_FLOAT32 = 1 };
 enum { AC_RS_BLOCK = 1024 };
 /* Outputs of a row computed together at most (8 vectors). */
 enum { AC_RS_LANES = 64 };
+/* Inputs kept as `down` interleaved planes up to this `down`; beyond it (rates with a large
+ * odd ratio, like 44.1 -> 16 kHz) in one plane, and each output is summed on its own. */
+enum { AC_RS_MAX_PLANES = 64 };
 
 typedef struct {
     /* The filter (borrowed from its owner) and the format. */
@@ -66,7 +69,8 @@ typedef struct {
     int channels;         /* 1 or 2 */
     int dtype;            /* AC_RS_INT16 or AC_RS_FLOAT32 */
     /* Buffers (ac_rs_open / ac_rs_close). */
-    float *planes;        /* channels * down planes of `plane` floats: the input history */
+    float *planes;        /* channels * nplanes planes of `plane` floats: the input history */
+    int64_t nplanes;      /* down, or 1 when down > AC_RS_MAX_PLANES */
     int32_t *voff;        /* nvoff entries: plane offset of window position v */
     int64_t nvoff;
     float *obuf;          /* channels * (ocap + AC_RS_LANES) floats: a chunk of outputs */
@@ -93,14 +97,14 @@ static inline size_t ac_rs_itemsize(const ac_rs *st) { return st->dtype == AC_RS
 
 static inline float *ac_rs_plane(const ac_rs *st, int c, int64_t m)
 {
-    return st->planes + ((size_t)c * (size_t)st->down + (size_t)m) * (size_t)st->plane;
+    return st->planes + ((size_t)c * (size_t)st->nplanes + (size_t)m) * (size_t)st->plane;
 }
 
 /* Forget all input: taps-1 zeros of history before the first input frame. */
 static void ac_rs_reset(ac_rs *st)
 {
     memset(st->planes, 0,
-           (size_t)st->channels * (size_t)st->down * (size_t)st->plane * sizeof(float));
+           (size_t)st->channels * (size_t)st->nplanes * (size_t)st->plane * sizeof(float));
     st->len = st->taps - 1;
     st->pos = st->shift / st->up;
     st->phase = st->shift % st->up;
@@ -113,19 +117,23 @@ static void ac_rs_reset(ac_rs *st)
 static int ac_rs_open(ac_rs *st)
 {
     st->cap = st->taps + 2 * (st->down / st->up) + 16 + AC_RS_BLOCK;
-    st->plane = st->cap / st->down + AC_RS_LANES + 16;
-    st->ocap = st->up * AC_RS_LANES > 512 ? st->up * AC_RS_LANES : 512;
-    st->planes = (float *)calloc((size_t)st->channels * (size_t)st->down * (size_t)st->plane,
+    st->nplanes = st->down <= AC_RS_MAX_PLANES ? st->down : 1;
+    st->plane = st->cap / st->nplanes + AC_RS_LANES + 16;
+    /* a chunk holds about 64 outputs of each row */
+    st->ocap = st->up * AC_RS_LANES;
+    if (st->ocap < 512) st->ocap = 512;
+    if (st->ocap > 16384) st->ocap = 16384;
+    st->planes = (float *)calloc((size_t)st->channels * (size_t)st->nplanes * (size_t)st->plane,
                                  sizeof(float));
     /* window offsets v reach taps - 1 plus the row spread of a group (< 3 * down / up + 1)
      * plus pos % down */
-    st->nvoff = st->taps + 4 * st->down + 4;
+    st->nvoff = st->taps + 4 * st->nplanes + 4;
     st->voff = (int32_t *)malloc((size_t)st->nvoff * sizeof(int32_t));
     st->obuf = (float *)calloc((size_t)st->channels * (size_t)(st->ocap + AC_RS_LANES),
                                sizeof(float));
     if (st->planes == NULL || st->voff == NULL || st->obuf == NULL) return -1;
     for (int64_t v = 0; v < st->nvoff; v++)
-        st->voff[v] = (int32_t)((v % st->down) * st->plane + v / st->down);
+        st->voff[v] = (int32_t)((v % st->nplanes) * st->plane + v / st->nplanes);
     ac_rs_reset(st);
     return 0;
 }
@@ -206,11 +214,11 @@ static inline int16_t ac_rs_load_s16(const uint8_t *p)
 }
 
 /* Appends n frames of interleaved PCM (or zeros when src is NULL) to the history planes:
- * plane m takes the frames whose history index is m mod down, one strided pass per plane.
+ * plane m takes the frames whose history index is m mod nplanes, one strided pass per plane.
  * Every conversion here is exact, so how it is vectorized does not matter. */
 #define AC_RS_APPEND_BODY                                                                  \
     const int ch = st->channels;                                                           \
-    const int64_t M = st->down;                                                            \
+    const int64_t M = st->nplanes;                                                         \
     for (int c = 0; c < ch; c++)                                                           \
         for (int64_t m = 0; m < M; m++) {                                                  \
             /* first history index >= len that belongs to plane m, as an input offset */   \
@@ -272,7 +280,7 @@ static void ac_rs_append(ac_rs *st, const uint8_t *src, int64_t n)
 /* Drops the history before the next window (a whole number of plane entries). */
 static void ac_rs_compact(ac_rs *st)
 {
-    const int64_t M = st->down;
+    const int64_t M = st->nplanes;
     int64_t drop = st->pos / M, keep = (st->len + M - 1) / M - drop;
     if (drop == 0) return;
     for (int c = 0; c < st->channels; c++)
@@ -328,22 +336,59 @@ static void ac_rs_convert_portable(const ac_rs *st, int64_t from, int64_t n, uin
 
 /* One row: out[i * stride] = canonical sum of c[0..taps) with base[vo[u] + i], for
  * i < cycles. */
+#if defined(__GNUC__)
+/* GNU vector extensions: SSE on x86-64, NEON on arm64, lane by lane IEEE arithmetic. */
+typedef float ac_rs_v4 __attribute__((vector_size(16)));
+
+static inline ac_rs_v4 ac_rs_v4_load(const float *p)
+{
+    ac_rs_v4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 static void ac_rs_row_portable(const float *c, const float *base, const int32_t *vo,
                                int64_t taps, int64_t cycles, float *out, int64_t stride)
 {
-    enum { LANES = 32 }; /* 8 SSE registers of sums */
-    for (int64_t i0 = 0; i0 < cycles; i0 += LANES) {
-        float a[LANES];
-        int64_t n = cycles - i0 < LANES ? cycles - i0 : LANES;
-        for (int k = 0; k < LANES; k++) a[k] = 0.0f;
+    for (int64_t i0 = 0; i0 < cycles; i0 += 32) {
+        const ac_rs_v4 z = {0.0f, 0.0f, 0.0f, 0.0f};
+        ac_rs_v4 a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z;
+        float a[32];
+        int64_t n = cycles - i0 < 32 ? cycles - i0 : 32;
         for (int64_t u = 0; u < taps; u++) {
-            const float cu = c[u];
+            const ac_rs_v4 k = {c[u], c[u], c[u], c[u]};
             const float *x = base + vo[u] + i0;
-            for (int k = 0; k < LANES; k++) a[k] = a[k] + cu * x[k];
+            a0 = a0 + k * ac_rs_v4_load(x);
+            a1 = a1 + k * ac_rs_v4_load(x + 4);
+            a2 = a2 + k * ac_rs_v4_load(x + 8);
+            a3 = a3 + k * ac_rs_v4_load(x + 12);
+            a4 = a4 + k * ac_rs_v4_load(x + 16);
+            a5 = a5 + k * ac_rs_v4_load(x + 20);
+            a6 = a6 + k * ac_rs_v4_load(x + 24);
+            a7 = a7 + k * ac_rs_v4_load(x + 28);
         }
+        memcpy(a, &a0, 16);
+        memcpy(a + 4, &a1, 16);
+        memcpy(a + 8, &a2, 16);
+        memcpy(a + 12, &a3, 16);
+        memcpy(a + 16, &a4, 16);
+        memcpy(a + 20, &a5, 16);
+        memcpy(a + 24, &a6, 16);
+        memcpy(a + 28, &a7, 16);
         for (int64_t k = 0; k < n; k++) out[(i0 + k) * stride] = a[k];
     }
 }
+#else
+static void ac_rs_row_portable(const float *c, const float *base, const int32_t *vo,
+                               int64_t taps, int64_t cycles, float *out, int64_t stride)
+{
+    for (int64_t i = 0; i < cycles; i++) {
+        float y = 0.0f;
+        for (int64_t u = 0; u < taps; u++) y = y + c[u] * base[vo[u] + i];
+        out[i * stride] = y;
+    }
+}
+#endif
 
 #if AC_X86
 
@@ -533,6 +578,27 @@ static void ac_rs_emit(ac_rs *st, int64_t n, uint8_t *dst)
     while (n > 0) {
         const int64_t e = n < st->ocap ? n : st->ocap;
         int64_t pos = st->pos, phase = st->phase;
+        if (st->nplanes != M) {
+            /* one plane: each output summed on its own, the same canonical sum */
+            for (int64_t j = 0; j < e; j++) {
+                const float *cr = st->coef + phase * K;
+                for (int c = 0; c < st->channels; c++) {
+                    const float *x = ac_rs_plane(st, c, 0) + pos;
+                    float y = 0.0f;
+                    for (int64_t u = 0; u < K; u++) y = y + cr[u] * x[u];
+                    st->obuf[c * stride + j] = y;
+                }
+                phase += M;
+                pos += phase / L;
+                phase %= L;
+            }
+#if AC_X86
+            if (ac_rs_use_simd)
+                ac_rs_convert_avx2(st, e, dst);
+            else
+#endif
+                ac_rs_convert_portable(st, 0, e, dst);
+        } else
 #if AC_X86
         if (ac_rs_use_simd) {
             /* rows in groups of three that share their input vectors */
