@@ -20,11 +20,12 @@ MIN_RATE = 8000
 MAX_RATE = 192000
 
 # A push whose work (output frames x channels x taps per phase) reaches this many
-# multiply-adds runs with the GIL released: every 20 ms frame of the 8/16/24/48 kHz pairs
-# (13-40 thousand), where releasing and re-taking an uncontended GIL (about 40 ns) is a few
-# per cent of the work; a push of a few samples keeps it, as the release would cost more.
+# multiply-adds runs with the GIL released: that is every 20 ms frame of the 8/16/24/48 kHz
+# pairs at either quality (7.7 to 77 thousand), where releasing and re-taking an uncontended
+# GIL (about 40 ns) costs a few per cent of the work. Pushes of a few samples keep the GIL:
+# there the release would cost as much as the work.
 cdef enum:
-    NOGIL_MACS = 8192
+    NOGIL_MACS = 4096
 
 cdef object _designer = None
 _INT16_FORMATS = frozenset(["<h"] + (["h", "=h", "@h"] if sys.byteorder == "little" else []))

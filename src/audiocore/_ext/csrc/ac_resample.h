@@ -103,8 +103,9 @@ static inline float *ac_rs_plane(const ac_rs *st, int c, int64_t m)
 /* Forget all input: taps-1 zeros of history before the first input frame. */
 static void ac_rs_reset(ac_rs *st)
 {
-    memset(st->planes, 0,
-           (size_t)st->channels * (size_t)st->nplanes * (size_t)st->plane * sizeof(float));
+    const size_t head = (size_t)((st->taps - 1) / st->nplanes + 1) * sizeof(float);
+    for (int c = 0; c < st->channels; c++)
+        for (int64_t m = 0; m < st->nplanes; m++) memset(ac_rs_plane(st, c, m), 0, head);
     st->len = st->taps - 1;
     st->pos = st->shift / st->up;
     st->phase = st->shift % st->up;
