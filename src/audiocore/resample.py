@@ -144,11 +144,14 @@ def _design(up: int, down: int, quality: str) -> ResampleFilter:
     return filt
 
 
-def design_filter(in_rate: int, out_rate: int, quality: Literal["hq", "fast"] = "hq") -> ResampleFilter:
+def design_filter(in_rate: int, out_rate: int,
+                  quality: Literal["hq", "fast"] = "hq") -> ResampleFilter:
     """The filter :class:`Resampler` uses for ``in_rate -> out_rate`` at ``quality``.
 
-    Designed with scipy on first use (milliseconds; up to about a second for the longest
-    prototypes), then cached per reduced ratio and quality.
+    Designed on first use, then cached per reduced ratio and quality. A design takes about a
+    millisecond, but the first Parks-McClellan design of a process imports ``scipy.signal``
+    (a second or two): call this at start-up for the ratios a service uses. Coprime ratios
+    near 1 (191999 -> 192000 Hz) have prototypes of millions of taps and take seconds.
     """
     for name, rate in (("in_rate", in_rate), ("out_rate", out_rate)):
         if not isinstance(rate, int) or isinstance(rate, bool):

@@ -81,8 +81,9 @@ cdef class Resampler:
 
     ``channels`` 1 or 2 (interleaved); ``dtype`` ``"int16"`` (little-endian; output rounded
     to nearest and saturated) or ``"float32"`` (native floats, not clipped); ``quality``
-    ``"hq"`` or ``"fast"`` (see ``audiocore.resample``). The filter is designed on first use
-    of a ratio and quality and shared afterwards, so building one per call is cheap.
+    ``"hq"`` or ``"fast"`` (the module ``audiocore.resample`` has the specification). The
+    filter is designed on first use of a ratio and quality and shared afterwards, so building
+    one per call is cheap (the first design in a process imports scipy: do it at start-up).
 
     :meth:`process` takes any number of frames and returns exactly
     ``floor(total_in * out_rate / in_rate)`` frames in total so far: a 20 ms push gives 20 ms
