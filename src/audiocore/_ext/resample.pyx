@@ -227,12 +227,13 @@ cdef class Resampler:
         finally:
             in_release(&b)
 
-    def output_samples(self, Py_ssize_t in_samples) -> int:
+    def output_samples(self, in_samples: int) -> int:
         """Frames (samples per channel) the next :meth:`process` of ``in_samples`` input
         frames returns."""
         if in_samples < 0:
             raise ValueError(f"in_samples must not be negative, not {in_samples}")
-        return self.c_output_samples(in_samples)
+        a = self.st.in_mod  # in Python integers: exact for any count
+        return (a + in_samples) * self.st.up // self.st.down - a * self.st.up // self.st.down
 
     def flush(self) -> bytes:
         """Return the last :attr:`delay_samples` frames still inside the filter (the input

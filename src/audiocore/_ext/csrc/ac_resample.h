@@ -531,6 +531,9 @@ AC_TARGET_AVX2 static void ac_rs_rows_avx2(int64_t nr, int64_t L, const float *c
     }
 }
 
+/* Rounding and saturation as ac_rs_to_s16 does: cvtps2dq rounds to nearest even and packssdw
+ * saturates. (cvtps2dq turns |y| >= 2^31 into INT_MIN, but int16 input keeps |y| below
+ * 2^17.) */
 AC_TARGET_AVX2 static void ac_rs_convert_avx2(const ac_rs *st, int64_t n, uint8_t *dst)
 {
     const float *y0 = st->obuf, *y1 = st->obuf + st->ocap + AC_RS_LANES;
