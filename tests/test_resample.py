@@ -113,7 +113,12 @@ def test_rate_must_be_an_int() -> None:
     with pytest.raises(TypeError, match="out_rate must be an int"):
         audiocore.Resampler(16000, "24000")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        design_filter(True, 24000)  # type: ignore[arg-type]
+        design_filter(True, 24000)
+    # NumPy integers are integers
+    r = audiocore.Resampler(np.int64(16000), np.int32(24000), channels=np.int8(2))  # type: ignore[arg-type]
+    assert (r.in_rate, r.out_rate, r.channels) == (16000, 24000, 2)
+    assert type(r.in_rate) is int
+    assert design_filter(np.int64(8000), 16000).up == 2  # type: ignore[arg-type]
 
 
 def test_filters_are_designed_once_per_ratio() -> None:

@@ -23,6 +23,7 @@ same stopband, which needs 56 (hq) or 32 (fast) taps at the lower rate, so more 
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -153,16 +154,22 @@ def design_filter(in_rate: int, out_rate: int,
     (a second or two): call this at start-up for the ratios a service uses. Coprime ratios
     near 1 (191999 -> 192000 Hz) have prototypes of millions of taps and take seconds.
     """
+    rates = []
     for name, rate in (("in_rate", in_rate), ("out_rate", out_rate)):
-        if not isinstance(rate, int) or isinstance(rate, bool):
-            raise TypeError(f"{name} must be an int (Hz), not {type(rate).__name__}")
+        if isinstance(rate, bool):
+            raise TypeError(f"{name} must be an int (Hz), not bool")
+        try:
+            rate = operator.index(rate)  # int, NumPy integers
+        except TypeError:
+            raise TypeError(f"{name} must be an int (Hz), not {type(rate).__name__}") from None
         if not MIN_RATE <= rate <= MAX_RATE:
             raise ValueError(f"unsupported {name} {rate} Hz: rates must be integers from "
                              f"{MIN_RATE} to {MAX_RATE} Hz")
+        rates.append(rate)
     if quality not in _SPECS:
         raise ValueError(f"quality must be 'hq' or 'fast', not {quality!r}")
-    g = math.gcd(in_rate, out_rate)
-    return _design(out_rate // g, in_rate // g, quality)
+    g = math.gcd(*rates)
+    return _design(rates[1] // g, rates[0] // g, quality)
 
 
 _set_designer(_design)

@@ -4,6 +4,7 @@ The filter comes from a designer registered by ``audiocore.resample`` (scipy, ca
 ratio and quality); this module holds no design policy.
 """
 
+import operator
 import sys
 
 cimport cython
@@ -70,9 +71,13 @@ cdef int _pcm_acquire(object data, InBuf* b, int dtype) except -1:
 
 
 cdef object _int_arg(str name, object value):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    return value
+    """An integer argument: int or anything with __index__ (NumPy integers), not bool."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
 
 
 @cython.final
