@@ -135,7 +135,7 @@ cdef class Resampler:
         self.st.taps = filt.taps_per_phase
         self.st.shift = filt.shift
         self.st.delay = filt.delay_samples
-        if (self.st.taps % 8 or self.st.taps <= down // up + 1
+        if (self.st.taps < 1 or self.st.taps <= down // up + 1
                 or not 0 <= self.st.shift < down):
             raise RuntimeError(f"unusable filter for {up}/{down}")
         PyObject_GetBuffer(filt.phase_table, &self._coef_view, PyBUF_SIMPLE)

@@ -63,7 +63,7 @@ typedef struct {
     /* The filter (borrowed from its owner) and the format. */
     const float *coef;    /* up * taps floats, phase p at coef + p * taps, taps reversed */
     int64_t up, down;     /* L and M, reduced by their gcd */
-    int64_t taps;         /* coefficients per phase, a multiple of 8 */
+    int64_t taps;         /* coefficients per phase */
     int64_t shift;        /* t of output 0 (0 <= shift < down) */
     int64_t delay;        /* group delay in output frames */
     int channels;         /* 1 or 2 */
