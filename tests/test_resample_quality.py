@@ -175,9 +175,11 @@ SPEC = {"hq": (100.0, 0.01), "fast": (70.0, 0.05)}  # stopband dB, passband +- d
 
 
 @pytest.mark.parametrize("quality", ["hq", "fast"])
-@pytest.mark.parametrize("in_rate, out_rate", HOT + [(44100, 48000), (48000, 44100),
-                                                     (44100, 16000), (8000, 11025),
-                                                     (9000, 16000), (8000, 192000)])
+# The hot pairs, the edges of the Parks-McClellan range (up or down 32, and 31/32), and
+# Kaiser designs.
+@pytest.mark.parametrize("in_rate, out_rate", HOT + [
+    (9000, 16000), (8000, 192000), (192000, 8000), (32000, 31000), (31000, 32000),
+    (17000, 15000), (44100, 48000), (48000, 44100), (44100, 16000), (8000, 11025)])
 def test_designed_response_meets_the_specification(in_rate: int, out_rate: int,
                                                    quality: str) -> None:
     from scipy import signal
