@@ -56,5 +56,6 @@ cdef class Resampler:
     # changes nothing) when in_bytes is not a whole number of frames. Returns bytes written.
     cdef Py_ssize_t c_process(self, const unsigned char* src, Py_ssize_t in_bytes,
                               unsigned char* dst) except -1
-    cdef int _enter(self) except -1
+    cdef int _run(self, const unsigned char* src, int64_t frames, int64_t zeros, int64_t n_out,
+                  int64_t skip, unsigned char* dst) except -1
     cdef str _frames_error(self, Py_ssize_t nbytes)

@@ -164,27 +164,31 @@ cdef class Resampler:
 
     cdef Py_ssize_t c_process(self, const unsigned char* src, Py_ssize_t in_bytes,
                               unsigned char* dst) except -1:
-        cdef int64_t frames, n_out, done
+        cdef int64_t frames, n_out
         if in_bytes % self._frame_bytes:
             raise ValueError(self._frames_error(in_bytes))
-        self._enter()
         frames = in_bytes // self._frame_bytes
         n_out = ac_rs_output_frames(&self.st, frames)
-        if n_out * self.st.channels * self.st.taps >= NOGIL_MACS:
-            with nogil:
-                done = ac_rs_run(&self.st, src, frames, 0, n_out, 0, dst)
-        else:
-            done = ac_rs_run(&self.st, src, frames, 0, n_out, 0, dst)
+        self._run(src, frames, 0, n_out, 0, dst)
         self.st.in_mod = (self.st.in_mod + frames) % self.st.down
-        self._busy = False
-        if done != n_out:
-            raise RuntimeError(f"resampler internal error: {done} of {n_out} frames")
         return <Py_ssize_t>(n_out * self._frame_bytes)
 
-    cdef int _enter(self) except -1:
+    cdef int _run(self, const unsigned char* src, int64_t frames, int64_t zeros, int64_t n_out,
+                  int64_t skip, unsigned char* dst) except -1:
+        """ac_rs_run, with the GIL released for long work, and refused while another call
+        on this object runs."""
+        cdef int64_t done
         if self._busy:
             raise RuntimeError("Resampler used from two threads at once")
         self._busy = True
+        if n_out * self.st.channels * self.st.taps >= NOGIL_MACS:
+            with nogil:
+                done = ac_rs_run(&self.st, src, frames, zeros, n_out, skip, dst)
+        else:
+            done = ac_rs_run(&self.st, src, frames, zeros, n_out, skip, dst)
+        self._busy = False
+        if done != n_out:  # unreachable: the counts are exact
+            raise RuntimeError(f"resampler internal error: {done} of {n_out} frames")
         return 0
 
     cdef str _frames_error(self, Py_ssize_t nbytes):
@@ -244,20 +248,17 @@ cdef class Resampler:
         """Return the last :attr:`delay_samples` frames still inside the filter (the input
         followed by silence), then reset. Nothing (``b""``) if no input came since the last
         reset or flush."""
-        cdef int64_t n, zeros, done
+        cdef int64_t n
+        if self._busy:
+            raise RuntimeError("Resampler used from two threads at once")
         if not self.st.fed:
             ac_rs_reset(&self.st)
             return b""
         n = self.st.delay
         out = PyBytes_FromStringAndSize(NULL, n * self._frame_bytes)
-        self._enter()
-        zeros = ac_rs_zeros_needed(&self.st, 0, n)
-        done = ac_rs_run(&self.st, NULL, 0, zeros, n, 0,
-                         <unsigned char*>PyBytes_AS_STRING(out))
+        self._run(NULL, 0, ac_rs_zeros_needed(&self.st, 0, n), n, 0,
+                  <unsigned char*>PyBytes_AS_STRING(out))
         ac_rs_reset(&self.st)
-        self._busy = False
-        if done != n:
-            raise RuntimeError(f"resampler internal error: {done} of {n} frames")
         return out
 
     def reset(self) -> None:
@@ -270,8 +271,7 @@ cdef class Resampler:
         """One-shot: ``process(data) + flush()`` less the first ``delay_samples`` frames,
         computed in one pass (the skipped frames are not computed). Resets afterwards."""
         cdef InBuf b
-        cdef int64_t frames, n_out, zeros, done
-        cdef unsigned char* dst
+        cdef int64_t frames, n_out, total
         _pcm_acquire(data, &b, self.st.dtype)
         try:
             if b.len % self._frame_bytes:
@@ -284,20 +284,12 @@ cdef class Resampler:
             out = PyBytes_FromStringAndSize(NULL, n_out * self._frame_bytes)
             if frames == 0:
                 return out
-            self._enter()
-            dst = <unsigned char*>PyBytes_AS_STRING(out)
-            zeros = ac_rs_zeros_needed(&self.st, frames, n_out + self.st.delay)
-            if (n_out + self.st.delay) * self.st.channels * self.st.taps >= NOGIL_MACS:
-                with nogil:
-                    done = ac_rs_run(&self.st, b.ptr, frames, zeros, n_out + self.st.delay,
-                                     self.st.delay, dst)
-            else:
-                done = ac_rs_run(&self.st, b.ptr, frames, zeros, n_out + self.st.delay,
-                                 self.st.delay, dst)
-            ac_rs_reset(&self.st)
-            self._busy = False
-            if done != n_out + self.st.delay:
-                raise RuntimeError(f"resampler internal error: {done} frames")
+            total = n_out + self.st.delay
+            try:
+                self._run(b.ptr, frames, ac_rs_zeros_needed(&self.st, frames, total), total,
+                          self.st.delay, <unsigned char*>PyBytes_AS_STRING(out))
+            finally:
+                ac_rs_reset(&self.st)
             return out
         finally:
             in_release(&b)
