@@ -17,9 +17,10 @@ from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_enco
 from audiocore._ext.opus import libopus_version
 from audiocore._ext.ring import RingBuffer
 
-# resample (streaming resampler and one-shot resampling)
+# --- resample area: streaming resampler and one-shot resample()
 from audiocore._ext.resample import Resampler
 from audiocore.resample import resample
+# --- end resample area
 
 __version__ = "0.1.0"
 
@@ -39,7 +40,8 @@ __all__ = [
     "libopus_version",
     "ulaw_decode",
     "ulaw_encode",
-    # resample
+    # --- resample area
     "Resampler",
     "resample",
+    # --- end resample area
 ]
