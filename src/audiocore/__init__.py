@@ -35,6 +35,10 @@ from audiocore._ext.opus import (
 # --- jitter area: adaptive playout queue and barge-in tracker
 from audiocore._ext.jitter import JitterQueue
 # --- end jitter area
+# --- resample area: streaming resampler and one-shot resample()
+from audiocore._ext.resample import Resampler
+from audiocore.resampling import resample
+# --- end resample area
 
 __version__ = "0.1.0"
 
@@ -68,4 +72,8 @@ __all__ = [
     # --- jitter area
     "JitterQueue",
     # --- end jitter area
+    # --- resample area
+    "Resampler",
+    "resample",
+    # --- end resample area
 ]
