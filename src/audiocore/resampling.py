@@ -1,4 +1,4 @@
-"""Resampling glue: the filter design (scipy, once per ratio), its cache, and :func:`resample`.
+"""Resampling glue: the filter design (once per ratio), its cache, and :func:`resample`.
 
 The streaming kernel is :class:`audiocore.Resampler` (``audiocore/_ext/resample.pyx``); it asks
 :func:`design_filter` for its filter when it is built. A filter depends only on the reduced
@@ -11,14 +11,18 @@ Specification, relative to the Nyquist frequency of the lower of the two rates:
   product of anything at or above 1.1 x Nyquist (an 8.8 kHz tone at 24 -> 16 kHz, or the
   9 kHz image of a 7 kHz tone at 16 -> 24 kHz, is suppressed);
 - ``"hq"``: 40 taps per phase counted at the lower rate (more for downsampling, in
-  proportion), equiripple (Parks-McClellan): stopband >= 100 dB, passband ripple < 0.01 dB,
+  proportion), minimax (equiripple): stopband >= 100 dB, passband ripple < 0.01 dB,
   group delay under 2.5 ms for every pair of 8/16/24/48 kHz;
 - ``"fast"``: 28 taps at the lower rate: stopband >= 72 dB, ripple < 0.025 dB (an upsampler
   by 6 has 5 images in its output band, so a tone's SNR is the stopband less 7 dB).
 
-Ratios with ``max(up, down) > 32`` (44.1 <-> 48 kHz, say) have prototypes too long for
-Parks-McClellan to converge; they get a Kaiser-windowed sinc with the same band edges and the
-same stopband, which needs 56 (hq) or 36 (fast) taps at the lower rate, so more delay.
+Minimax designs of up to ``LAWSON_MAX_TAPS`` taps (every pair of 8/16/24/48 kHz) come from
+Lawson's iteration on a weighted least-squares fit, in NumPy: a few milliseconds, and no
+``scipy.signal`` import, which alone takes one to two seconds. Longer ones up to a ratio of 32
+use Parks-McClellan (``scipy.signal.remez``). Ratios with ``max(up, down) > 32`` (44.1 <-> 48
+kHz, say) have prototypes too long for either to converge; they get a Kaiser-windowed sinc
+with the same band edges and the same stopband, which needs 56 (hq) or 36 (fast) taps at the
+lower rate, so more delay.
 """
 
 from __future__ import annotations
@@ -40,8 +44,11 @@ __all__ = ["ResampleFilter", "design_filter", "resample"]
 
 PASS_EDGE = 0.85  # x the lower Nyquist frequency
 STOP_EDGE = 1.1
-# Prototypes up to this many times the lower rate are designed by Parks-McClellan.
+# Prototypes up to this many times the lower rate get a minimax design.
 REMEZ_MAX_RATIO = 32
+# Minimax prototypes up to this length come from Lawson's iteration (NumPy), longer ones from
+# Parks-McClellan (scipy.signal).
+LAWSON_MAX_TAPS = 480
 
 
 @dataclass(frozen=True)
@@ -73,7 +80,7 @@ class ResampleFilter:
     up: int
     down: int
     quality: str
-    method: str  # "remez", "kaiser" or "identity" (equal rates)
+    method: str  # "lawson", "remez", "kaiser" or "identity" (equal rates)
     taps: npt.NDArray[np.float32]
     taps_per_phase: int
     shift: int
@@ -88,6 +95,30 @@ def _aligned_zeros(shape: tuple[int, int], align: int = 64) -> npt.NDArray[np.fl
     return raw[start : start + n].reshape(shape)
 
 
+def _lawson_lowpass(n: int, fs: float, pass_edge: float, stop_edge: float,
+                    stop_weight: float, iterations: int = 30,
+                    grid: int = 8) -> npt.NDArray[np.float64]:
+    """A linear-phase low-pass of odd length ``n`` (unit passband gain) minimising the
+    weighted peak error, by Lawson's iteration: each round solves a weighted least-squares fit
+    on a dense frequency grid, then multiplies every grid point's weight by its error, which
+    drives the fit towards equiripple. Edges and ``fs`` share one unit."""
+    half = (n - 1) // 2
+    points = grid * half // 2 + 1
+    freqs = np.concatenate([np.linspace(0.0, pass_edge, points),
+                            np.linspace(stop_edge, fs / 2, points)])
+    basis = np.cos(np.outer(2 * np.pi * freqs / fs, np.arange(half + 1)))
+    desired = (freqs <= pass_edge).astype(np.float64)
+    band_weight = np.where(freqs <= pass_edge, 1.0, stop_weight)
+    weight = band_weight.copy()
+    for _ in range(iterations):
+        weighted = basis * weight[:, None]
+        coef = np.linalg.solve(weighted.T @ basis, weighted.T @ desired)
+        # The square root damps the update; plain Lawson oscillates on these long filters.
+        weight *= np.sqrt(np.abs(basis @ coef - desired) * band_weight)
+        weight /= weight.max()
+    return np.concatenate([coef[:0:-1] / 2, coef[:1], coef[1:] / 2])
+
+
 def _prototype(up: int, down: int, spec: _Spec) -> tuple[npt.NDArray[np.float64], int, str]:
     """The prototype taps (float64, odd length, gain ``up``) and the taps per phase."""
     if up == down == 1:  # equal rates: a copy
@@ -99,7 +130,10 @@ def _prototype(up: int, down: int, spec: _Spec) -> tuple[npt.NDArray[np.float64]
     if max(up, down) <= REMEZ_MAX_RATIO:
         per_phase = math.ceil(spec.taps * f_in)
         n = up * per_phase - (1 - (up * per_phase) % 2)
-        # scipy.signal takes a second or two to import: only the first design pays it
+        if n <= LAWSON_MAX_TAPS:
+            h = _lawson_lowpass(n, fs_proto, pass_edge, stop_edge, spec.stop_weight)
+            return h * up, per_phase, "lawson"
+        # scipy.signal takes a second or two to import: only long designs pay it
         from scipy import signal  # type: ignore[import-untyped, unused-ignore]
 
         h = signal.remez(n, [0, pass_edge, stop_edge, fs_proto / 2], [1, 0],
@@ -150,10 +184,11 @@ def design_filter(in_rate: int, out_rate: int,
                   quality: Literal["hq", "fast"] = "hq") -> ResampleFilter:
     """The filter :class:`Resampler` uses for ``in_rate -> out_rate`` at ``quality``.
 
-    Designed on first use, then cached per reduced ratio and quality. A design takes about a
-    millisecond, but the first Parks-McClellan design of a process imports ``scipy.signal``
-    (a second or two): call this at start-up for the ratios a service uses. Coprime ratios
-    near 1 (191999 -> 192000 Hz) have prototypes of millions of taps and take seconds.
+    Designed on first use, then cached per reduced ratio and quality. A design of the
+    8/16/24/48 kHz pairs takes a few milliseconds (NumPy only); longer prototypes (ratios up
+    to 32 beyond 480 taps) use ``scipy.signal.remez``, whose first import takes a second or
+    two: call this at start-up for such ratios. Coprime ratios near 1 (191999 -> 192000 Hz)
+    have prototypes of millions of taps and take seconds.
     """
     rates = []
     for name, rate in (("in_rate", in_rate), ("out_rate", out_rate)):
