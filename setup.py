@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 EXT_DIR = Path("src", "audiocore", "_ext")
 
 # Kernels that call libopus's C API.
-LINKS_LIBOPUS = {"opus"}
+LINKS_LIBOPUS = {"opus", "jitter"}  # jitter cimports opus.pxd (opus.h) for its fast path
 
 LIBOPUS_MISSING = (
     "audiocore: libopus was not found by pkg-config; "

@@ -58,3 +58,5 @@ def test_version_and_unknown_command() -> None:
     assert "libopus" in audiocore("--version").stdout
     bad = audiocore("frobnicate")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    listing = audiocore("--help")
+    assert "bench" in listing.stdout and "time every kernel" in listing.stdout

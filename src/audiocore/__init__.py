@@ -17,8 +17,31 @@ from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_enco
 from audiocore._ext.opus import libopus_version
 from audiocore._ext.ring import RingBuffer
 
-# protocols: sans-I/O handlers live in audiocore.protocols; the kernel re-exported here
+# --- opus/ogg area: Opus codec binding and Ogg Opus paging
+from audiocore._ext.ogg import (
+    OggOpusReader,
+    OggOpusWriter,
+    OggPacket,
+    OpusHead,
+    OpusTags,
+    ogg_crc32,
+)
+from audiocore._ext.opus import (
+    OpusDecoder,
+    OpusEncoder,
+    opus_packet_samples,
+)
+# --- end opus/ogg area
+# --- jitter area: adaptive playout queue and barge-in tracker
+from audiocore._ext.jitter import JitterQueue
+# --- end jitter area
+# --- resample area: streaming resampler and one-shot resample()
+from audiocore._ext.resample import Resampler
+from audiocore.resampling import resample
+# --- end resample area
+# --- protocols area: sans-I/O handlers live in audiocore.protocols; their kernel re-exported
 from audiocore._ext.rechunk import Rechunker
+# --- end protocols area
 
 __version__ = "0.1.0"
 
@@ -29,8 +52,6 @@ __all__ = [
     "OpusError",
     "ProtocolError",
     "RingBuffer",
-    # protocols
-    "Rechunker",
     "alaw_decode",
     "alaw_encode",
     "b64decode",
@@ -40,4 +61,25 @@ __all__ = [
     "libopus_version",
     "ulaw_decode",
     "ulaw_encode",
+    # --- opus/ogg area
+    "OggOpusReader",
+    "OggOpusWriter",
+    "OggPacket",
+    "OpusDecoder",
+    "OpusEncoder",
+    "OpusHead",
+    "OpusTags",
+    "ogg_crc32",
+    "opus_packet_samples",
+    # --- end opus/ogg area
+    # --- jitter area
+    "JitterQueue",
+    # --- end jitter area
+    # --- resample area
+    "Resampler",
+    "resample",
+    # --- end resample area
+    # --- protocols area
+    "Rechunker",
+    # --- end protocols area
 ]

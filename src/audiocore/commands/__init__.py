@@ -1,0 +1,11 @@
+"""Subcommands of the ``audiocore`` command, one module each, imported only when run.
+
+A command module has ``HELP`` (one line) and ``main(argv: list[str]) -> int``. Register it in
+``COMMANDS`` below.
+"""
+
+from __future__ import annotations
+
+COMMANDS: dict[str, str] = {
+    "bench": "audiocore.commands.bench",
+}

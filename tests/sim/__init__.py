@@ -1,0 +1,1 @@
+"""Deterministic simulation of a playout queue driven by recorded arrival traces."""
