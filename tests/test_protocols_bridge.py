@@ -142,12 +142,26 @@ def test_format_mismatches_are_errors() -> None:
     assert info.value.field == "delta"
     t.to_acs(json.dumps({"type": "session.updated", "session": {"output_audio_format": "pcm16"}}))
     assert len(t.to_acs(delta(bytes(960)))) == 1
+    # ACS at 24 kHz: 960-byte frames, carried at the same rate
     t24 = AcsRealtimeTranscoder(acs_rate=24000)
-    t24.to_realtime('{"kind":"AudioMetadata","audioMetadata":{"sampleRate":24000}}')
-    assert base64.b64decode(json.loads(t24.to_realtime(acs_frame(bytes(range(256)) * 3 + bytes(192))))["audio"])[-2:] is not None
+    assert t24.to_realtime('{"kind":"AudioMetadata","audioMetadata":{"sampleRate":24000}}') is None
+    pcm = speech(24000)[9600:10560]
+    out = base64.b64decode(json.loads(t24.to_realtime(acs_frame(pcm)))["audio"])
+    assert out == audiocore.Resampler(24000, 24000).process(pcm)
+    with pytest.raises(ProtocolError):
+        t24.to_realtime(acs_frame(bytes(640)))  # a 16 kHz frame length
 
 
-def _run(t: AcsRealtimeTranscoder, direction: str, text: str):
+def test_size_limit() -> None:
+    t = AcsRealtimeTranscoder(max_message_size=500)
+    with pytest.raises(ProtocolError):
+        t.to_realtime(acs_frame(bytes(640)))
+    with pytest.raises(ProtocolError):
+        t.to_acs(delta(bytes(960)))
+    assert t.events == [] and t._frames.pending == 0
+
+
+def _run(t: AcsRealtimeTranscoder, direction: str, text: str | bytes):
     try:
         out = t.to_realtime(text) if direction == "up" else t.to_acs(text)
         return ("ok", out)
@@ -196,7 +210,9 @@ def test_fast_and_general_paths_agree(stream: list[tuple[str, object]], rng: ran
             item_id, played = item  # type: ignore[misc]
             assert fast.barge_in(item_id, played) == general.barge_in(item_id, played)
             continue
-        text = jsontext.dumps(item, rng, vary=vary, casing=vary and direction == "up")
+        text: str | bytes = jsontext.dumps(item, rng, vary=vary, casing=vary and direction == "up")
+        if rng.random() < 0.3:
+            text = text.encode()  # type: ignore[union-attr]
         assert _run(fast, direction, text) == _run(general, direction, text)
     assert fast.flush_acs() == general.flush_acs()
     assert fast.events == general.events
