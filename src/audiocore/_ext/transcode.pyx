@@ -15,7 +15,7 @@ than it frees.
 cimport cython
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport uint8_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memset
 
@@ -138,6 +138,7 @@ cdef class Transcoder:
 
     @denied.setter
     def denied(self, values) -> None:
+        # A non-ASCII value needs no entry: text holding one never takes this path.
         self._denied = tuple(v.encode("ascii") for v in values if v.isascii())
 
     cdef bint _equals(self, ac_jval* v, bytes value) noexcept:
