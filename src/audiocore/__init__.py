@@ -39,6 +39,9 @@ from audiocore._ext.jitter import JitterQueue
 from audiocore._ext.resample import Resampler
 from audiocore.resampling import resample
 # --- end resample area
+# --- protocols area: sans-I/O handlers live in audiocore.protocols; their kernel re-exported
+from audiocore._ext.rechunk import Rechunker
+# --- end protocols area
 
 __version__ = "0.1.0"
 
@@ -76,4 +79,7 @@ __all__ = [
     "Resampler",
     "resample",
     # --- end resample area
+    # --- protocols area
+    "Rechunker",
+    # --- end protocols area
 ]

@@ -1,0 +1,140 @@
+"""Sora audio streaming: body framing split at every byte, header checks, result lines."""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audiocore import ProtocolError
+from audiocore.protocols import sora
+from reference import sora as ref
+
+
+def _body(rng: random.Random, n: int) -> tuple[bytes, list[tuple[int, int, bytes]]]:
+    packets = [(1_700_000_000_000_000 + 20_000 * i, i, rng.randbytes(rng.choice([0, 1, 3, 19, 20, 21, 120, 300]))) for i in range(n)]
+    return b"".join(struct.pack(">QQI", t, s, len(p)) + p for t, s, p in packets), packets
+
+
+def _tuples(pkts: list[sora.Packet]) -> list[tuple[int | None, int, bytes]]:
+    return [(p.timestamp_us, p.sequence, p.payload) for p in pkts]
+
+
+def test_every_split_point_of_a_body() -> None:
+    body, packets = _body(random.Random(7), 12)
+    for cut in range(len(body) + 1):
+        p = sora.BodyParser()
+        assert _tuples(p.feed(body[:cut]) + p.feed(body[cut:])) == packets, cut
+        assert p.pending == 0
+
+
+def test_every_pair_of_split_points_of_a_short_body() -> None:
+    body, packets = _body(random.Random(8), 3)
+    for a in range(len(body) + 1):
+        for b in range(a, len(body) + 1):
+            p = sora.BodyParser()
+            assert _tuples(p.feed(body[:a]) + p.feed(body[a:b]) + p.feed(body[b:])) == packets
+
+
+def test_byte_by_byte_and_bounded_memory() -> None:
+    body, packets = _body(random.Random(9), 8)
+    p = sora.BodyParser(max_payload=300)
+    got = []
+    for i in range(len(body)):
+        got += p.feed(body[i : i + 1])
+        assert p.pending < sora.HEADER_BYTES + 300
+    assert _tuples(got) == packets
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=6), st.integers(1, 200))
+def test_arbitrary_bytes_read_like_the_reference(body: bytes, cuts: list[int], max_payload: int) -> None:
+    """Whatever is fed, split however: the packets of the plain reading, or its error."""
+    p = sora.BodyParser(max_payload=max_payload)
+    got: list[sora.Packet] = []
+    bounds = sorted({min(c, len(body)) for c in cuts} | {0, len(body)})
+    try:
+        expected, rest = ref.packets(body, max_payload)
+    except ref.RefError:
+        with pytest.raises(ProtocolError):
+            for a, b in zip(bounds, bounds[1:]):
+                got += p.feed(body[a:b])
+        return
+    for a, b in zip(bounds, bounds[1:]):
+        got += p.feed(body[a:b])
+        assert p.pending < sora.HEADER_BYTES + max_payload
+    assert _tuples(got) == expected and p.pending == len(rest)
+
+
+def test_length_limits_and_state_after_an_error() -> None:
+    good = sora.packet_bytes(1, 1, b"abc")
+    too_long = struct.pack(">QQI", 2, 2, 0x1000000)
+    p = sora.BodyParser(max_payload=0x1000000 + 5)
+    with pytest.raises(ProtocolError) as info:
+        p.feed(too_long)
+    assert info.value.field == "length" and "0xFFFFFF" in str(info.value)
+    p = sora.BodyParser(max_payload=10)
+    p.feed(good[:5])
+    with pytest.raises(ProtocolError):
+        p.feed(good[5:] + struct.pack(">QQI", 3, 3, 11))
+    assert p.pending == 5  # unchanged by the failed call
+    assert _tuples(p.feed(good[5:])) == [(1, 1, b"abc")]
+    assert sora.BodyParser(max_payload=0xFFFFFF).feed(struct.pack(">QQI", 0, 0, 0xFFFFFF)) == []
+    with pytest.raises(ValueError):
+        sora.BodyParser(max_payload=0)
+    with pytest.raises(ValueError):
+        sora.packet_bytes(0, 0, bytes(0x1000000))
+
+
+def test_raw_mode_takes_each_read_as_a_packet() -> None:
+    p = sora.BodyParser(header_mode=False, max_payload=100)
+    assert _tuples(p.feed(b"\xfc\xff\xfe")) == [(None, 0, b"\xfc\xff\xfe")]
+    assert p.feed(b"") == []
+    assert _tuples(p.feed(memoryview(b"xy"))) == [(None, 1, b"xy")]
+    with pytest.raises(ProtocolError):
+        p.feed(bytes(101))
+    assert _tuples(p.feed(b"z")) == [(None, 2, b"z")]
+    p.reset()
+    assert p.feed(b"q")[0].sequence == 0
+    assert sora.SILENCE_PACKET == bytes([252, 255, 254])
+
+
+def test_headers() -> None:
+    h = sora.parse_headers({"Sora-Channel-Id": "ch", "sora-session-id": "se", "sora-connection-id": "co",
+                            "sora-audio-streaming-language-code": "ja-JP", "content-type": "x"})
+    assert h == sora.StreamHeaders("ch", "se", "co", "ja-JP")
+    h2 = sora.parse_headers([(b":method", b"POST"), (b"sora-audio-streaming-language-code", b"en-US"),
+                             (b"sora-channel-id", b"c"), (b"sora-channel-id", b"c")])
+    assert h2 == sora.StreamHeaders("c", None, None, "en-US")
+    for bad in ([], [("sora-audio-streaming-language-code", "")], [("sora-channel-id", "c")]):
+        with pytest.raises(ProtocolError) as info:
+            sora.parse_headers(bad)
+        assert info.value.field == "sora-audio-streaming-language-code"
+    with pytest.raises(ProtocolError) as info:
+        sora.parse_headers([("sora-audio-streaming-language-code", "ja-JP"), ("sora-channel-id", "a"), ("Sora-Channel-Id", "b")])
+    assert info.value.field == "sora-channel-id"
+    with pytest.raises(ProtocolError):
+        sora.parse_headers([(b"sora-audio-streaming-language-code", b"\xff")])
+
+
+def test_result_lines() -> None:
+    for line, obj in [
+        (sora.aws_result("hello"), {"type": "aws", "message": "hello"}),
+        (sora.aws_result("h", channel_id="ch_0", is_partial=True, result_id="r1"),
+         {"type": "aws", "message": "h", "channel_id": "ch_0", "is_partial": True, "result_id": "r1"}),
+        (sora.gcp_result("こんにちは", is_final=False, stability=0.5), {"type": "gcp", "message": "こんにちは", "is_final": False, "stability": 0.5}),
+        (sora.error_result("SERVER-DISCONNECTED"), {"type": "error", "reason": "SERVER-DISCONNECTED"}),
+        (sora.test_result(1234), {"channel_id": "ch_0", "message": "n: 1234", "type": "test"}),
+    ]:
+        assert isinstance(line, bytes) and line.endswith(b"\n") and line.count(b"\n") == 1
+        assert json.loads(line) == obj
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.binary(max_size=50)), max_size=8))
+def test_round_trip(packets: list[tuple[int, int, bytes]]) -> None:
+    body = b"".join(sora.packet_bytes(*p) for p in packets)
+    assert _tuples(sora.BodyParser().feed(body)) == packets
