@@ -545,11 +545,13 @@ class _Call:
         if q is None or tc is None:
             return
         s = self.stats
-        audible = q.playing or q.buffered_ms > 0 or tc.realtime.response_id is not None \
-            or time.monotonic() - self.last_out < 0.2
-        if audible:
-            send_text(self.acs_t, _STOP)
-            s.stop_audio += 1
+        playing = q.playing or q.buffered_ms > 0
+        responding = tc.realtime.response_id is not None
+        if not (playing or responding or time.monotonic() - self.last_out < 0.2):
+            return  # nothing is being said: an ordinary turn, nothing to interrupt
+        send_text(self.acs_t, _STOP)
+        s.stop_audio += 1
+        s.barge_ins += 1
         item = q.item
         played = q.clear()
         # clear() leaves a 10 ms fade-out of the last frame played for the next pops, and the
@@ -562,11 +564,10 @@ class _Call:
             self.down.reset()
         self.item = None
         self.bridge._ticker.discard(self)
-        item_id = item[1] if isinstance(item, tuple) and item[0] == self.generation else None
-        messages = tc.barge_in(item_id, played)
-        if messages or audible:
-            s.barge_ins += 1
-        for m in messages:
+        item_id = None
+        if isinstance(item, tuple) and item[0] == self.generation and (playing or responding):
+            item_id = item[1]  # an item played to its end needs no truncation
+        for m in tc.barge_in(item_id, played):
             if self.config.auto_truncate and self.config.dialect == "voicelive" and m.startswith(_TRUNCATE):
                 continue
             send_text(self.up, m)
@@ -649,6 +650,9 @@ class Bridge:
 
     async def start(self) -> None:
         cfg = self.config
+        for rate in (16000, 24000):  # design the filters now, not during the first call
+            Resampler(rate, cfg.realtime_rate, quality=cfg.quality)
+            Resampler(cfg.realtime_rate, rate, quality=cfg.quality)
 
         def accept(request: WSUpgradeRequest) -> _AcsEndpoint | None:
             path = request.path.decode("latin-1").split("?", 1)[0]

@@ -154,7 +154,7 @@ class Timeline:
         self.stop_ms: list[float] = []
         self.stopped_at: float | None = None  # last StopAudio not yet followed by new audio
         self.after_stop_frames = 0
-        self.truncates: list[tuple[str, int, int]] = []
+        self.truncates: list[tuple[str, int]] = []
         self.frames_received = 0
         self.out_latency: list[float] = []  # per frame received, as it arrives
         self.ended_at: float | None = None
@@ -224,11 +224,7 @@ class Timeline:
                 return
 
     def truncated(self, item_id: str, audio_end_ms: int) -> None:
-        for r in reversed(self.responses):
-            if r.item_id == item_id:
-                self.truncates.append((item_id, audio_end_ms, r.received * 20))
-                return
-        self.truncates.append((item_id, audio_end_ms, 0))
+        self.truncates.append((item_id, audio_end_ms))
 
     # ------------------------------------------------------------ figures
 
@@ -287,6 +283,7 @@ class Timeline:
             f.lost_out += max(0, expected - r.received)
         f.responses = len(self.responses)
         f.stop_ms = list(self.stop_ms)
-        f.truncates = list(self.truncates)
+        received = {r.item_id: r.received * 20 for r in self.responses}
+        f.truncates = [(item, end, received.get(item, 0)) for item, end in self.truncates]
         f.after_stop_frames = self.after_stop_frames
         return f
