@@ -101,6 +101,7 @@ class CallResult:
     stop_audio: list[float] = field(default_factory=list)
     response_latency_ms: list[float] = field(default_factory=list)
     heard: bytes = b""  #: the recorded timeline (PCM16LE at ``rate``)
+    received: bytes = b""  #: every audio frame received, back to back
     recording: str | None = None
     close_code: int | None = None
     figures: Figures | None = None
@@ -144,7 +145,8 @@ class AcsCaller(Endpoint):
         self.bad = 0
         self.t0 = 0.0
         self.heard = bytearray()
-        self.play_until = 0.0
+        self.play_at = 0  # byte offset in heard where queued playback ends
+        self.frames_heard: list[bytes] = []
         self.stops: list[float] = []
         self.latency_ms: list[float] = []
         self.last_voiced_end: float | None = None
@@ -216,23 +218,23 @@ class AcsCaller(Endpoint):
             self.latency_ms.append((t - self.last_voiced_end) * 1000)
         self.last_rx = t
         if self.record:
-            start = max(t, self.play_until)
-            at = int(round((start - self.t0) * self.rate)) * 2
+            self.frames_heard.append(pcm)
+            at = max(int(round((t - self.t0) * self.rate)) * 2, self.play_at)
             end = at + len(pcm)
             if len(self.heard) < end:
                 self.heard.extend(bytes(end - len(self.heard)))
             self.heard[at:end] = pcm
-            self.play_until = start + 0.02
+            self.play_at = end
 
     def _stop(self, t: float) -> None:
         self.stops.append(t - self.t0)
         if self.timeline is not None:
             self.timeline.stop_received(t)
-        if self.record and self.play_until > t:
-            at = int(round((t - self.t0) * self.rate)) * 2
-            end = int(round((self.play_until - self.t0) * self.rate)) * 2
-            self.heard[at:end] = bytes(max(0, min(end, len(self.heard)) - at))
-            self.play_until = t
+        at = int(round((t - self.t0) * self.rate)) * 2
+        if self.record and self.play_at > at:
+            end = min(self.play_at, len(self.heard))
+            self.heard[at:end] = bytes(max(0, end - at))
+            self.play_at = at
 
     def on_closed(self) -> None:
         self.ticker.discard(self)
@@ -299,5 +301,6 @@ async def call(url: str, audio: str | Path | bytes, *, rate: int | None = None,
             w.writeframes(heard)
         recording = str(record_to)
     return CallResult(cid, rate, duration, caller.sent, caller.received, caller.bad,
-                      caller.stops, caller.latency_ms, heard, recording, caller.close_code,
+                      caller.stops, caller.latency_ms, heard, b"".join(caller.frames_heard),
+                      recording, caller.close_code,
                       timeline.figures() if timeline is not None else None)

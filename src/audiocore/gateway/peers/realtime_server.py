@@ -236,7 +236,10 @@ class _Session(Endpoint):
         if r is None or (rid is not None and rid != r.id):
             self._error("response_cancel_not_active", "no active response to cancel", None, ev.get("event_id"))
             return
-        self._cancel(r)
+        if self.server.cancel_delay > 0:  # a real service keeps sending while the cancel lands
+            asyncio.get_running_loop().call_later(self.server.cancel_delay, self._cancel, r)
+        else:
+            self._cancel(r)
 
     def _on_conversation_item_truncate(self, ev: dict[str, Any]) -> None:
         item_id = ev["item_id"]
@@ -437,7 +440,8 @@ class RealtimeServer:
     Figures for tests: ``sessions`` (open connections: ``.events`` received, ``.kept``;
     ``history``: the last 100, closed ones too),
     ``truncates`` ``(item_id, audio_end_ms, item audio ms)``, ``responses``
-    ``(id, item_id, status, audio bytes sent)``, ``speech_started`` times. A
+    ``(id, item_id, status, audio bytes sent)``, ``speech_started`` times. ``cancel_delay``:
+    seconds a response goes on after ``response.cancel`` (late deltas, as a real service sends). A
     :class:`~audiocore.gateway.peers.timeline.Timeline` given to :meth:`expect` is attached to
     the next connection.
     """
@@ -447,7 +451,7 @@ class RealtimeServer:
                  rate: int = 24000, delta_ms: int = 100, speed: float = 4.0,
                  response_delay: float = 0.0, energy_threshold: float = 300.0,
                  silence_ms: int = 500, max_turn_s: int = 30, keep_audio: bool = False,
-                 ga: bool = False) -> None:
+                 ga: bool = False, cancel_delay: float = 0.0) -> None:
         if mode not in ("echo", "prompt"):
             raise ValueError(f"mode must be 'echo' or 'prompt', not {mode!r}")
         self.host = host
@@ -462,6 +466,7 @@ class RealtimeServer:
         self.max_turn_s = max_turn_s
         self.keep_audio = keep_audio
         self.ga = ga
+        self.cancel_delay = cancel_delay
         self._prompt = {rate: prompt} if prompt is not None else {}
         self.sessions: list[_Session] = []
         self.history: collections.deque[_Session] = collections.deque(maxlen=100)
