@@ -242,7 +242,7 @@ class _RawCaller(Endpoint):
     def on_closed(self) -> None:
         hs = self.transport.close_handshake if self.transport else None
         if hs is not None and hs.recv is not None:
-            self.close_code = int(hs.recv.code)
+            self.close_code = hs.recv.code.value
         if not self.done.done():
             self.done.set_result(None)
 

@@ -113,7 +113,7 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
                 rt.expect(tl)
                 caller = AcsCaller(frames, voiced, rate, ticker=tickers[i % 10], timeline=tl, record=False)
                 seen = rt.connections
-                await ws_connect(lambda c=caller: c, url, extra_headers={  # type: ignore[misc]
+                await ws_connect(lambda c=caller: c, url, extra_headers={
                     "x-ms-call-correlation-id": f"load-{i}", "x-ms-call-connection-id": f"call-{i}"})
                 while rt.connections == seen:  # its upstream, so the timeline goes to the right one
                     await asyncio.sleep(0.001)

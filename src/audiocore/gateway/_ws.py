@@ -23,7 +23,7 @@ _CONT = WSMsgType.CONTINUATION
 _CLOSE = WSMsgType.CLOSE
 
 
-class Endpoint(WSListener):  # type: ignore[misc]
+class Endpoint(WSListener):
     """One WebSocket connection's listener: whole messages to :meth:`on_text` /
     :meth:`on_binary`, :meth:`on_open` once connected, :meth:`on_closed` once disconnected.
 

@@ -30,6 +30,7 @@ import os
 import random
 import signal
 import ssl
+from ssl import SSLContext
 import sys
 import time
 import uuid
@@ -66,8 +67,6 @@ ENV_URL = "AUDIOCORE_REALTIME_URL"
 ENV_API_KEY = "AUDIOCORE_REALTIME_API_KEY"
 ENV_AUTH = "AUDIOCORE_REALTIME_AUTH"
 
-Dialect = Literal["openai", "openai-ga", "voicelive"]
-Auth = Literal["bearer", "api-key", "none"]
 
 _TEXT = WSMsgType.TEXT
 _STOP = acs.stop_audio_message()
@@ -94,13 +93,13 @@ class BridgeConfig:
 
     upstream_url: str
     api_key: str | None = None
-    auth: Auth | None = None
-    dialect: Dialect | None = None
+    auth: Literal["bearer", "api-key", "none"] | None = None
+    dialect: Literal["openai", "openai-ga", "voicelive"] | None = None
     host: str = "127.0.0.1"
     port: int = 0
     path: str | None = None  #: accept ACS only on this path (None: any path)
-    ssl: ssl.SSLContext | None = None  #: TLS for the ACS side (wss://); None: plain ws://
-    upstream_ssl: ssl.SSLContext | None = None  #: None: the default context for wss:// URLs
+    ssl: SSLContext | None = None  #: TLS for the ACS side (wss://); None: plain ws://
+    upstream_ssl: SSLContext | None = None  #: None: the default context for wss:// URLs
     extra_headers: dict[str, str] = field(default_factory=dict)  #: sent upstream
     realtime_rate: int = 24000  #: the service's input and output rate
     quality: Literal["hq", "fast"] = "hq"

@@ -36,7 +36,6 @@ from audiocore.resampling import resample
 
 __all__ = ["AcsCaller", "CallResult", "acs_frames", "call", "metadata_message", "read_wav"]
 
-SilentMode = Literal["none", "keep", "zeros", "empty"]
 _TEXT = WSMsgType.TEXT
 _AUDIO_OUT = b'{"Kind":"AudioData","AudioData":{"Data":"'
 _STOP_OUT = b'{"Kind":"StopAudio"'
@@ -57,7 +56,7 @@ def metadata_message(rate: int) -> str:
         "length": rate // 50 * 2}}, separators=(",", ":"))
 
 
-def acs_frames(pcm: bytes, rate: int, *, silent_mode: SilentMode = "zeros",
+def acs_frames(pcm: bytes, rate: int, *, silent_mode: Literal["none", "keep", "zeros", "empty"] = "zeros",
                threshold: float = 300.0, participant: str = "8:acs:caller",
                start: datetime | None = None) -> tuple[list[bytes], list[bool]]:
     """``pcm`` cut into ACS ``AudioData`` messages of 20 ms (the last frame padded), and
@@ -242,7 +241,7 @@ class AcsCaller(Endpoint):
             self.timeline.ended(time.monotonic())
         if self.transport is not None and self.transport.close_handshake is not None:
             recv = self.transport.close_handshake.recv
-            self.close_code = int(recv.code) if recv is not None else None
+            self.close_code = recv.code.value if recv is not None else None
         if not self.done.done():
             self.done.set_result(None)
 
@@ -250,7 +249,7 @@ class AcsCaller(Endpoint):
 async def call(url: str, audio: str | Path | bytes, *, rate: int | None = None,
                record_to: str | Path | None = None, realtime: Any = None,
                timeline: Timeline | None = None, group_delay_ms: tuple[float, float] = (0.0, 0.0),
-               tail_s: float = 3.0, silent_mode: SilentMode = "zeros", threshold: float = 300.0,
+               tail_s: float = 3.0, silent_mode: Literal["none", "keep", "zeros", "empty"] = "zeros", threshold: float = 300.0,
                call_id: str | None = None, correlation_id: str | None = None,
                connect_timeout: float = 10.0) -> CallResult:
     """Make one ACS call to ``url`` and return what happened.

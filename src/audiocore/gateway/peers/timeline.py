@@ -120,7 +120,7 @@ class Figures:
             "frames_received": self.frames_received,
             "responses": self.responses,
             "barge_ins": len(self.stop_ms),
-            "stop_audio_max_ms": r(max(self.stop_ms, default=None)),  # type: ignore[type-var]
+            "stop_audio_max_ms": r(max(self.stop_ms)) if self.stop_ms else None,
             "truncate_mismatches": sum(1 for _, a, b in self.truncates if a != b),
             "after_stop_frames": self.after_stop_frames,
             "setup_p50_ms": r(percentile(self.setup_ms, 50)),
