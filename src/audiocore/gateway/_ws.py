@@ -8,12 +8,13 @@ answered by picows itself) and calls ``on_text``/``on_binary`` with ``bytes``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
-__all__ = ["Endpoint", "close", "send_text"]
+__all__ = ["Endpoint", "close", "send_text", "wait_closed"]
 
 log = logging.getLogger("audiocore.gateway")
 
@@ -107,6 +108,14 @@ class Endpoint(WSListener):
         pass
 
     def on_closed(self) -> None:
+        pass
+
+
+async def wait_closed(server: asyncio.Server, timeout: float = 2.0) -> None:
+    """Wait (at most ``timeout`` s) for a closed server's connections to finish."""
+    try:
+        await asyncio.wait_for(server.wait_closed(), timeout)
+    except asyncio.TimeoutError:
         pass
 
 

@@ -44,7 +44,7 @@ from audiocore._ext.errors import ProtocolError
 from audiocore._ext.jitter import JitterQueue
 from audiocore._ext.resample import Resampler
 from audiocore.gateway._ticker import PerCallTimers, SharedTicker
-from audiocore.gateway._ws import Endpoint, close, send_text
+from audiocore.gateway._ws import Endpoint, close, send_text, wait_closed
 from audiocore.protocols import acs, realtime
 from audiocore.protocols.bridge import AcsRealtimeTranscoder
 
@@ -678,10 +678,7 @@ class Bridge:
             call.end("bridge shutting down", WSCloseCode.GOING_AWAY)
         self._ticker.close()
         if self._server is not None:
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), timeout)
-            except asyncio.TimeoutError:
-                pass
+            await wait_closed(self._server, timeout)
             self._server = None
 
     async def __aenter__(self) -> Bridge:

@@ -38,7 +38,7 @@ from picows import WSUpgradeRequest, ws_create_server
 
 from audiocore._ext.b64 import b64decode, b64encode
 from audiocore._ext.errors import DecodeError
-from audiocore.gateway._ws import Endpoint, close, send_text
+from audiocore.gateway._ws import Endpoint, close, send_text, wait_closed
 from audiocore.gateway.peers.timeline import Timeline
 from audiocore.resampling import resample
 
@@ -523,10 +523,7 @@ class RealtimeServer:
         for s in list(self.sessions):
             close(s.transport)
         if self._server is not None:
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
-            except asyncio.TimeoutError:
-                pass
+            await wait_closed(self._server)
             self._server = None
 
     async def __aenter__(self) -> RealtimeServer:
