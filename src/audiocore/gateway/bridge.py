@@ -552,13 +552,9 @@ class _Call:
         s.stop_audio += 1
         s.barge_ins += 1
         item = q.item
-        played = q.clear()
-        # clear() leaves a 10 ms fade-out of the last frame played for the next pops, and the
-        # next audio would start with a transition from it: ACS has flushed its playback at
-        # StopAudio, so these pops are discarded, never sent (nothing of the cancelled
-        # response reaches the caller), and the next response fades in from silence.
-        q.pop()
-        q.pop()
+        # ACS flushed its playback at StopAudio: nothing of the cancelled response may follow
+        # (no fade-out), and the next response fades in from silence.
+        played = q.clear(fade=False)
         if self.down is not None:
             self.down.reset()
         self.item = None

@@ -33,7 +33,8 @@ Lost frames, service -> caller
 
 Barge-in
     ``stop_ms``: for each StopAudio the caller received, the time since the service sent its
-    latest ``speech_started``. ``truncates``: for each ``conversation.item.truncate`` the
+    latest ``speech_started``; ``stop_frames``: the audio frames the caller received in that
+    time (within one frame tick: at most 1). ``truncates``: for each ``conversation.item.truncate`` the
     service received, ``(item_id, audio_end_ms, ms of that item's audio the caller received
     before StopAudio)``. ``after_stop_frames``: frames received after a StopAudio and before
     the next response's first audio was sent (audio of a cancelled response): must be 0.
@@ -83,13 +84,15 @@ class Figures:
     frames_sent: int = 0
     frames_received: int = 0
     stop_ms: list[float] = field(default_factory=list)
+    stop_frames: list[int] = field(default_factory=list)
     truncates: list[tuple[str, int, int]] = field(default_factory=list)
     after_stop_frames: int = 0
     setup_ms: list[float] = field(default_factory=list)
     responses: int = 0
 
     def add(self, other: Figures) -> None:
-        for name in ("in_latency_ms", "out_latency_ms", "stop_ms", "truncates", "setup_ms"):
+        for name in ("in_latency_ms", "out_latency_ms", "stop_ms", "stop_frames", "truncates",
+                     "setup_ms"):
             getattr(self, name).extend(getattr(other, name))
         for name in ("lost_in", "lost_out", "frames_sent", "frames_received", "after_stop_frames",
                      "responses"):
@@ -121,6 +124,7 @@ class Figures:
             "responses": self.responses,
             "barge_ins": len(self.stop_ms),
             "stop_audio_max_ms": r(max(self.stop_ms)) if self.stop_ms else None,
+            "stop_audio_max_frames": max(self.stop_frames) if self.stop_frames else None,
             "truncate_mismatches": sum(1 for _, a, b in self.truncates if a != b),
             "after_stop_frames": self.after_stop_frames,
             "setup_p50_ms": r(percentile(self.setup_ms, 50)),
@@ -152,6 +156,8 @@ class Timeline:
         self._current: _Response | None = None
         self.speech_started_at: float | None = None
         self.stop_ms: list[float] = []
+        self.stop_frames: list[int] = []
+        self._frames_since_started = 0
         self.stopped_at: float | None = None  # last StopAudio not yet followed by new audio
         self.after_stop_frames = 0
         self.truncates: list[tuple[str, int]] = []
@@ -168,6 +174,7 @@ class Timeline:
 
     def frame_received(self, t: float) -> None:
         self.frames_received += 1
+        self._frames_since_started += 1
         r = self._current
         if r is None or self.stopped_at is not None:
             self.after_stop_frames += self.stopped_at is not None
@@ -180,6 +187,7 @@ class Timeline:
     def stop_received(self, t: float) -> None:
         if self.speech_started_at is not None:
             self.stop_ms.append((t - self.speech_started_at) * 1000)
+            self.stop_frames.append(self._frames_since_started)
         r = self._current
         if r is not None and r.cut is None:
             r.cut = t
@@ -204,6 +212,7 @@ class Timeline:
 
     def speech_started(self, t: float) -> None:
         self.speech_started_at = t
+        self._frames_since_started = 0
 
     def delta_sent(self, response_id: str, item_id: str, samples: int, t: float) -> None:
         """The service sent ``samples`` more samples (``out_rate``) of ``response_id``."""
@@ -283,6 +292,7 @@ class Timeline:
             f.lost_out += max(0, expected - r.received)
         f.responses = len(self.responses)
         f.stop_ms = list(self.stop_ms)
+        f.stop_frames = list(self.stop_frames)
         received = {r.item_id: r.received * 20 for r in self.responses}
         f.truncates = [(item, end, received.get(item, 0)) for item, end in self.truncates]
         f.after_stop_frames = self.after_stop_frames
