@@ -52,9 +52,9 @@ class Twins(RuleBasedStateMachine):
     q: audiocore.JitterQueue
     m: ModelJitterQueue
 
-    @rule()
-    def clear(self) -> None:
-        assert self.q.clear() == self.m.clear()
+    @rule(fade=st.booleans())
+    def clear(self, fade: bool) -> None:
+        assert self.q.clear(fade=fade) == self.m.clear(fade=fade)
 
     @invariant()
     def same_figures(self) -> None:
@@ -478,3 +478,34 @@ def test_periodic_spikes_over_quiet_audio_grow_the_delay_by_insertion() -> None:
     assert runs[0].outputs == runs[1].outputs
     assert q.stats == m.stats
     assert q.stats["inserted"] > 0 and q.target_ms >= 160
+
+
+@pytest.mark.parametrize("fade", [True, False])
+def test_clear_without_fade_emits_nothing_of_the_old_audio(fade: bool) -> None:
+    """A sink that flushed its own playback (ACS StopAudio) gets nothing of the cleared audio
+    again with fade=False: silence, and new audio exactly as a fresh queue plays it, even when
+    the new audio arrives at once; with fade=True the old audio fades out first."""
+    old = sim.speech(16000)[:16000].tobytes()  # 1 s of speech
+    new = (np.sin(np.arange(8000) * 2 * np.pi * 440 / 16000) * 12000).astype("<i2").tobytes()
+    fresh = audiocore.JitterQueue(16000)
+    fresh.push(new)
+    theirs = [fresh.pop() for _ in range(20)]
+
+    def barge_in() -> audiocore.JitterQueue:
+        q = audiocore.JitterQueue(16000)
+        q.push(old)
+        assert any(any(q.pop()) for _ in range(10))
+        q.clear(fade=fade)
+        return q
+
+    q = barge_in()
+    q.push(new)  # the next response arrives before the next tick
+    ours = [q.pop() for _ in range(20)]
+    idle = barge_in()
+    after = [idle.pop() for _ in range(3)]
+    if fade:
+        assert ours != theirs  # the old audio fades out first
+        assert any(after[0])
+    else:
+        assert ours == theirs
+        assert after == [bytes(640)] * 3

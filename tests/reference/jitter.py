@@ -774,8 +774,11 @@ class ModelJitterQueue:
 
     # ------------------------------------------------------------------ clear
 
-    def clear(self) -> int:
+    def clear(self, fade: bool = True) -> int:
         played = self.played_ms
+        if not fade:  # forget the last frame: nothing of the old audio comes out again
+            self.last = [0] * self.n
+            self.continuous = False
         self.bounds = []
         self.item = None
         if self.mode == "stream":

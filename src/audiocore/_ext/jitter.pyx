@@ -1032,11 +1032,19 @@ cdef class JitterQueue:
 
     # ================================================================ barge-in, items
 
-    def clear(self) -> int:
+    def clear(self, bint fade=True) -> int:
         """Drop everything queued at once (barge-in) and return the milliseconds of the
-        current item played so far (``played_ms`` before the call). The next pops fade out
-        from the last frame returned; late packets of the dropped audio count as late."""
+        current item played so far (``played_ms`` before the call); late packets of the
+        dropped audio count as late.
+
+        ``fade=True`` suits an output that keeps playing what it is given: the next pops fade
+        out from the last frame returned, so the cut does not click. ``fade=False`` suits a
+        sink that flushed its own playback (ACS StopAudio, Twilio clear): nothing of the old
+        audio comes out again; the next pops are silence and new audio fades in from it."""
         cdef int64_t played = self.played_ms
+        if not fade:
+            self._last = bytes(self._fb)
+            self._continuous = False
         self._bounds = []
         self._next_bound = INT64_MAX
         self.item = None

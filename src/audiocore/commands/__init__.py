@@ -8,4 +8,5 @@ from __future__ import annotations
 
 COMMANDS: dict[str, str] = {
     "bench": "audiocore.commands.bench",
+    "loadtest": "audiocore.commands.loadtest",
 }

@@ -1,0 +1,210 @@
+"""``audiocore loadtest``: N simulated ACS calls over loopback through the bridge, beside the
+same load through a bridge written the usual way (bench/usual_bridge.py).
+
+The bridge runs in its own process pinned to one core; the simulators (ACS callers and the
+realtime server, cheap: pre-encoded messages, picows, one shared clock) run in this process
+on the other core. Reported: the bridge process's CPU time per call-second (its threads' run
+time from /proc), calls per core (10^6 / that), p50/p99 added latency and lost frames, both
+directions, as defined in :mod:`audiocore.gateway.peers.timeline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HELP = "N simulated calls through the ACS <-> realtime bridge vs a usual bridge: CPU, calls per core, latency, loss"
+
+_OURS = os.environ.get("AUDIOCORE_LOADTEST_BRIDGE") or (
+    "import sys; from audiocore.gateway.bridge import serve_main; sys.exit(serve_main(sys.argv[1:]))")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid`` so far (ns resolution where /proc has schedstat)."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except OSError:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pin(pid: int, core: int) -> bool:
+    n = os.cpu_count() or 1
+    if n < 2 or not hasattr(os, "sched_setaffinity"):
+        return False
+    os.sched_setaffinity(pid, {core % n})
+    return True
+
+
+def _script(seconds: float, speech: bytes, rate: int) -> bytes:
+    """The caller's audio: turns of 1.2 s of speech, alternately followed by 3.3 s of
+    silence (the answer plays to its end) and 1.8 s (the next turn barges in)."""
+    bps = rate * 2
+    turn = speech[: int(1.2 * rate) * 2]
+    out = bytearray()
+    gaps = [1.8, 3.3]
+    i = 0
+    while len(out) < seconds * bps:
+        out += turn + bytes(int(gaps[i % 2] * rate) * 2)
+        i += 1
+    return bytes(out[: int(seconds * rate) * 2])
+
+
+async def _start_bridge(cmd: list[str], core: int) -> tuple[subprocess.Popen[str], str]:
+    # One BLAS thread: OpenBLAS's pool spins for seconds after the filter design at start-up,
+    # which is not the bridge's work (the same for both bridges).
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _pin(proc.pid, core)
+    assert proc.stdout is not None
+    line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+    if not line.startswith("listening on "):
+        proc.kill()
+        err = proc.stderr.read() if proc.stderr else ""
+        raise RuntimeError(f"the bridge did not start: {line!r} {err[-2000:]}")
+    return proc, line.split()[-1]
+
+
+async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bool],
+               prompt: bytes, bench: Path) -> dict[str, Any]:
+    from audiocore._ext.resample import Resampler
+    from audiocore.gateway._ticker import SharedTicker
+    from audiocore.gateway.peers.acs_caller import AcsCaller
+    from audiocore.gateway.peers.realtime_server import RealtimeServer
+    from audiocore.gateway.peers.timeline import Figures, Timeline
+    from picows import ws_connect
+
+    rate = 16000
+    async with RealtimeServer(mode="prompt", prompt=prompt, speed=args.speed, delta_ms=100) as rt:
+        if kind == "ours":
+            cmd = [sys.executable, "-c", _OURS, "--port", "0", "--upstream-url", rt.url,
+                   "--log-level", "WARNING", "--ticker", args.ticker, "--loop", args.loop]
+            delays = (Resampler(rate, 24000).delay_samples / 24.0, Resampler(24000, rate).delay_samples / rate * 1000)
+        else:
+            cmd = [sys.executable, str(bench / "usual_bridge.py"), "--port", "0", "--upstream-url", rt.url]
+            delays = (0.0, 0.0)  # soxr's streams are time-aligned: what they hold back shows in the counts
+        proc, url = await _start_bridge(cmd, args.bridge_core)
+        try:
+            tickers = [SharedTicker() for _ in range(10)]  # ten phases 2 ms apart
+            # one short call first, not measured: the first call in a process pays one-off
+            # costs (lazy imports, first allocations) that are not a call's
+            warm = AcsCaller(frames[:50], voiced[:50], rate, ticker=tickers[0], record=False)
+            await ws_connect(lambda: warm, url)
+            await warm.done
+            await asyncio.sleep(0.2)
+            callers, timelines = [], []
+            cpu0 = _cpu_seconds(proc.pid)
+            t_start = time.monotonic()
+            for i in range(args.calls):
+                tl = Timeline(rate, group_delay_in_ms=delays[0], group_delay_out_ms=delays[1])
+                rt.expect(tl)
+                caller = AcsCaller(frames, voiced, rate, ticker=tickers[i % 10], timeline=tl, record=False)
+                seen = rt.connections
+                await ws_connect(lambda c=caller: c, url, extra_headers={
+                    "x-ms-call-correlation-id": f"load-{i}", "x-ms-call-connection-id": f"call-{i}"})
+                while rt.connections == seen:  # its upstream, so the timeline goes to the right one
+                    await asyncio.sleep(0.001)
+                callers.append(caller)
+                timelines.append(tl)
+                await asyncio.sleep(random.uniform(0, 0.004))
+            await asyncio.gather(*(c.done for c in callers))
+            await asyncio.sleep(0.2)
+            cpu = _cpu_seconds(proc.pid) - cpu0
+            wall = time.monotonic() - t_start
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    call_seconds = sum(len(c.frames) for c in callers) * 0.02
+    figures = Figures()
+    for tl in timelines:
+        figures.add(tl.figures())
+    us = cpu * 1e6 / call_seconds
+    out = {"bridge": "audiocore" if kind == "ours" else "usual (websockets+json+base64+soxr HQ)",
+           "cpu_us_per_call_second": round(us, 1), "calls_per_core": round(1e6 / us, 1),
+           "bridge_cpu_s": round(cpu, 3), "call_seconds": round(call_seconds, 1),
+           "bridge_core_load": round(cpu / wall, 3)}
+    out.update(figures.summary())
+    return out
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="audiocore loadtest", description=__doc__.split("\n\n")[0])
+    p.add_argument("--calls", type=int, default=20, help="simultaneous calls (default 20)")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of each call (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--ticker", choices=["shared", "per-call"], default="shared",
+                   help="our bridge's playout clock")
+    p.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
+                   help="our bridge's event loop")
+    p.add_argument("--speed", type=float, default=4.0, help="the realtime server's send speed")
+    p.add_argument("--no-baseline", action="store_true", help="skip the usual bridge")
+    p.add_argument("--bench-dir", help="where bench/usual_bridge.py is (default: the checkout's)")
+    p.add_argument("--bridge-core", type=int, default=0)
+    p.add_argument("--sim-core", type=int, default=1)
+    args = p.parse_args(argv)
+    if args.calls < 1 or args.seconds < 1:
+        p.error("--calls >= 1 and --seconds >= 1")
+    from audiocore.commands.bench import bench_dir
+    from audiocore.gateway.bridge import new_event_loop
+    from audiocore.gateway.peers.acs_caller import acs_frames
+    from audiocore.gateway.peers.realtime_server import prompt_pcm
+
+    bench = bench_dir(args.bench_dir)
+    if not args.no_baseline and not (bench / "usual_bridge.py").is_file():
+        print(f"audiocore loadtest: no {bench / 'usual_bridge.py'} (pass --bench-dir, or --no-baseline)",
+              file=sys.stderr)
+        return 2
+    _pin(0, args.sim_core)
+    speech = prompt_pcm(16000)
+    frames, voiced = acs_frames(_script(args.seconds, speech, 16000), 16000)
+    prompt = prompt_pcm(24000)[: int(2.5 * 24000) * 2]
+    loop = new_event_loop("auto")
+    try:
+        ours = loop.run_until_complete(_run("ours", args, frames, voiced, prompt, bench))
+        base = None if args.no_baseline else loop.run_until_complete(
+            _run("usual", args, frames, voiced, prompt, bench))
+    finally:
+        loop.close()
+    result: dict[str, Any] = {
+        "calls": args.calls, "seconds": args.seconds, "ticker": args.ticker,
+        "calls_per_core": ours["calls_per_core"],
+        "baseline_calls_per_core": base["calls_per_core"] if base else None,
+        "speedup": round(ours["calls_per_core"] / base["calls_per_core"], 2) if base else None,
+        "p50_added_latency_ms": ours["p50_added_latency_ms"],
+        "p99_added_latency_ms": ours["p99_added_latency_ms"],
+        "lost_frames": ours["lost_frames"],
+        "ours": ours, "baseline": base,
+        "command": "audiocore loadtest " + " ".join(argv),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    rows = [("", "audiocore", "usual bridge")]
+    for key in ("cpu_us_per_call_second", "calls_per_core", "p50_added_latency_ms", "p99_added_latency_ms",
+                "in_p99_ms", "out_p99_ms", "lost_frames", "barge_ins", "stop_audio_max_ms",
+                "truncate_mismatches", "after_stop_frames", "bridge_core_load"):
+        rows.append((key, str(ours.get(key)), str(base.get(key)) if base else "-"))
+    width = max(len(r[0]) for r in rows)
+    print(f"{args.calls} calls x {args.seconds:g} s over loopback (bridge pinned to core "
+          f"{args.bridge_core}, simulators on core {args.sim_core})")
+    for r in rows:
+        print(f"  {r[0]:{width}}  {r[1]:>12}  {r[2]:>14}")
+    if base:
+        print(f"  calls per core: {result['speedup']}x the usual bridge (target >= 3x)")
+    return 0

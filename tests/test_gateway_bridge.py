@@ -1,0 +1,335 @@
+"""The ACS <-> realtime bridge over real sockets on loopback (port 0), with the local peers.
+
+Each test is a few seconds of real-time audio. The 2-minute barge-in acceptance call is in
+test_gateway_acceptance.py. References: soxr (the resampling oracle), the caller's own audio,
+the realtime peer's record of what it received; never the bridge's own earlier output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import numpy as np
+import pytest
+import soxr
+from conftest import DATA
+from picows import WSMsgType, ws_connect
+
+from audiocore import ProtocolError, Resampler
+from audiocore.gateway._ws import Endpoint
+from audiocore.gateway.bridge import (
+    ENV_API_KEY,
+    ENV_AUTH,
+    ENV_URL,
+    Bridge,
+    BridgeConfig,
+    session_update_message,
+)
+from audiocore.gateway.peers.acs_caller import acs_frames, call, metadata_message, read_wav
+from audiocore.gateway.peers.realtime_server import RealtimeServer, prompt_pcm
+
+T = TypeVar("T")
+SPEECH, RATE = read_wav(DATA / "speech-16k.wav")
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def settle(cond: Any, timeout: float = 3.0) -> None:
+    """Wait until cond() holds (the other side of a socket catching up)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "timed out waiting for the peers"
+        await asyncio.sleep(0.01)
+
+
+def config(url: str, **kw: Any) -> BridgeConfig:
+    return BridgeConfig(upstream_url=url, **kw)
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_session_update_sets_formats_and_interrupt_settings_explicitly() -> None:
+    beta = json.loads(session_update_message(config("wss://api.openai.com/v1/realtime?model=x")))
+    s = beta["session"]
+    assert beta["type"] == "session.update"
+    assert s["input_audio_format"] == s["output_audio_format"] == "pcm16"
+    assert s["turn_detection"]["interrupt_response"] is False
+    assert "auto_truncate" not in s["turn_detection"]  # OpenAI refuses unknown fields
+    vl = json.loads(session_update_message(config(
+        "wss://x.services.ai.azure.com/voice-live/realtime", realtime_rate=16000, auto_truncate=True,
+        session={"voice": {"name": "en-US-Ava:DragonHDLatestNeural"}})))["session"]
+    assert vl["input_audio_sampling_rate"] == 16000 and vl["output_audio_format"] == "pcm16_16000hz"
+    assert vl["turn_detection"]["auto_truncate"] is True
+    assert vl["turn_detection"]["interrupt_response"] is False
+    assert vl["voice"]["name"].startswith("en-US")
+    ga = json.loads(session_update_message(config("wss://h/v1/realtime", dialect="openai-ga",
+                                                  interrupt_response=True)))["session"]
+    assert ga["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert ga["audio"]["input"]["turn_detection"]["interrupt_response"] is True
+    off = json.loads(session_update_message(config("ws://h/", turn_detection=None)))["session"]
+    assert off["turn_detection"] is None
+
+
+def test_auth_headers_and_environment() -> None:
+    c = BridgeConfig.from_env({ENV_URL: "wss://api.openai.com/v1/realtime", ENV_API_KEY: "sk-1"})
+    assert c.upstream_headers() == {"Authorization": "Bearer sk-1", "OpenAI-Beta": "realtime=v1"}
+    c = BridgeConfig.from_env({ENV_URL: "wss://r.services.ai.azure.com/voice-live/realtime",
+                               ENV_API_KEY: "k"})
+    assert c.dialect == "voicelive" and c.upstream_headers() == {"api-key": "k"}
+    c = BridgeConfig.from_env({ENV_URL: "wss://a/", ENV_API_KEY: "k", ENV_AUTH: "api-key"},
+                              upstream_url="wss://b/")
+    assert c.upstream_url == "wss://b/" and c.upstream_headers()["api-key"] == "k"
+    with pytest.raises(ValueError, match=ENV_URL):
+        BridgeConfig.from_env({})
+    with pytest.raises(ValueError, match="24000"):
+        config("wss://api.openai.com/", realtime_rate=16000)
+    with pytest.raises(ValueError, match="ws://"):
+        config("https://api.openai.com/")
+
+
+# ---------------------------------------------------------------- audio path
+
+
+def test_caller_audio_reaches_the_service_resampled_like_soxr_with_silence_kept() -> None:
+    """What the service receives equals the caller's audio resampled independently by soxr
+    (within the two filters' difference), every frame's time is there (silent frames sent
+    empty or as zeros included), and nothing else."""
+    pcm = SPEECH[: 3 * RATE * 2]
+
+    async def main() -> tuple[bytes, int, Any]:
+        async with RealtimeServer(keep_audio=True) as rt, \
+                Bridge(config(rt.url, turn_detection=None)) as bridge:
+            res = await call(bridge.url, pcm, rate=RATE, tail_s=0.4, silent_mode="empty",
+                             realtime=rt)
+            await settle(lambda: not bridge.calls)
+            session = rt.history[-1]
+            assert session.kept is not None
+            return bytes(session.kept), res.frames_sent, bridge.finished[-1]
+
+    kept, frames, stats = run(main())
+    assert stats.frames_in == frames and stats.acs_errors == 0
+    assert len(kept) == frames * 480 * 2  # exact counts: 20 ms in -> 20 ms out, silence too
+    got = np.frombuffer(kept, np.int16).astype(np.float64)
+    src = np.frombuffer(pcm + bytes(frames * 640 - len(pcm)), np.int16)
+    flags = acs_frames(pcm + bytes(frames * 640 - len(pcm)), RATE, silent_mode="empty")[1]
+    # what the bridge was given: silent frames are empty, i.e. zeros
+    given = src.copy().reshape(-1, 320)
+    given[[not v for v in flags]] = 0
+    ref = soxr.resample(given.reshape(-1), RATE, 24000, "HQ").astype(np.float64)
+    delay = Resampler(RATE, 24000).delay_samples
+    n = len(ref) - 2 * delay
+    a, b = got[delay:delay + n], ref[:n]
+    snr = 10 * np.log10(np.sum(b ** 2) / np.sum((a - b) ** 2))
+    assert snr > 40, snr
+    assert not got[-240:].any() or np.abs(got[-240:]).max() < 50  # the tail is silence
+
+
+def test_echo_call_plays_exact_20ms_frames_of_the_answer() -> None:
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo", speed=4) as rt, Bridge(config(rt.url)) as bridge:
+            res = await call(bridge.url, SPEECH[: 2 * RATE * 2], rate=RATE, tail_s=3.0, realtime=rt)
+            return res, rt.responses
+
+    res, responses = run(main())
+    assert res.bad_frames == 0  # every AudioData frame was exactly 640 bytes
+    assert res.frames_received > 50 and len(responses) == 1
+    fig = res.figures
+    assert fig is not None and fig.lost_frames == 0 and fig.after_stop_frames == 0
+    # the answer is the utterance: find the caller's speech in what it heard
+    heard = np.frombuffer(res.received, np.int16).astype(np.float64)
+    spoken = np.frombuffer(SPEECH[: RATE * 2], np.int16).astype(np.float64)[4000:12000]
+    corr = np.correlate(heard, spoken, "valid") / (np.linalg.norm(spoken) * np.sqrt(
+        np.convolve(heard ** 2, np.ones(len(spoken)), "valid")) + 1e-9)
+    assert corr.max() > 0.98
+
+
+@pytest.mark.parametrize("ticker", ["shared", "per-call"])
+def test_both_tickers_keep_real_time(ticker: str) -> None:
+    async def main() -> Any:
+        async with RealtimeServer(mode="prompt", prompt=prompt_pcm(24000)[: 24000 * 2], speed=0) as rt, \
+                Bridge(config(rt.url, ticker=ticker)) as bridge:
+            res = await call(bridge.url, SPEECH[: RATE * 2], rate=RATE, tail_s=2.0, realtime=rt)
+            return res
+
+    res = run(main())
+    assert res.frames_received == 50 + 1  # 1 s of answer + the resampler's tail frame
+    assert res.figures is not None and res.figures.lost_out == 0
+
+
+# ---------------------------------------------------------------- failures
+
+
+def test_upstream_reconnects_without_losing_the_call() -> None:
+    async def main() -> Any:
+        async with RealtimeServer(keep_audio=True) as rt, \
+                Bridge(config(rt.url, turn_detection=None)) as bridge:
+            task = asyncio.create_task(call(bridge.url, SPEECH[: 4 * RATE * 2], rate=RATE, tail_s=0))
+            await settle(lambda: rt.sessions and rt.sessions[0].samples > 24000)
+            assert rt.drop_connections() == 1
+            res = await task
+            await settle(lambda: not bridge.calls)
+            return res, bridge.finished[-1], list(rt.history)
+
+    res, stats, sessions = run(main())
+    assert res.close_code is None or res.close_code == 1000  # the caller hung up itself
+    assert stats.end_reason == "ACS closed" and stats.reconnects == 1 and stats.connects == 2
+    assert len(sessions) == 2
+    for s in sessions:  # each new session is configured before audio
+        assert s.events[0]["type"] == "session.update"
+    assert stats.gap_dropped == 0 and stats.frames_in + stats.gap_dropped == res.frames_sent
+    received = sum(s.samples for s in sessions) // 480
+    # frames in flight on the connection that died are gone; the rest arrived, in order
+    assert stats.frames_in - 3 <= received <= stats.frames_in
+    assert sessions[1].samples >= stats.gap_replayed * 480
+
+
+def test_service_unreachable_ends_the_call_cleanly() -> None:
+    async def main() -> Any:
+        async with Bridge(config("ws://127.0.0.1:9/", reconnect_timeout=0.5,
+                                 reconnect_initial=0.05)) as bridge:
+            res = await call(bridge.url, SPEECH[: 3 * RATE * 2], rate=RATE, tail_s=0)
+            return res, bridge.finished[-1]
+
+    res, stats = run(main())
+    assert stats.end_reason == "upstream unavailable"
+    assert res.close_code == 1011 and res.frames_sent < 150
+
+
+def test_acs_closing_closes_the_upstream() -> None:
+    async def main() -> Any:
+        async with RealtimeServer() as rt, Bridge(config(rt.url)) as bridge:
+            await call(bridge.url, SPEECH[: RATE], rate=RATE, tail_s=0)
+            await settle(lambda: not rt.sessions)
+            return bridge.finished[-1], rt.connections
+
+    stats, connections = run(main())
+    assert stats.end_reason == "ACS closed" and connections == 1
+
+
+class _RawCaller(Endpoint):
+    """Sends given messages at 20 ms intervals, then hangs up."""
+
+    def __init__(self, messages: list[tuple[WSMsgType, bytes]]) -> None:
+        super().__init__()
+        self.messages = messages
+        self.done = asyncio.get_running_loop().create_future()
+        self.close_code: int | None = None
+
+    def on_open(self) -> None:
+        asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        assert self.transport is not None
+        for kind, data in self.messages:
+            if self.transport.is_disconnected:
+                return
+            self.transport.send(kind, data)
+            await asyncio.sleep(0.02)
+        self.transport.send_close()
+        self.transport.disconnect()
+
+    def on_closed(self) -> None:
+        hs = self.transport.close_handshake if self.transport else None
+        if hs is not None and hs.recv is not None:
+            self.close_code = hs.recv.code.value
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+def test_malformed_messages_are_dropped_and_the_call_continues() -> None:
+    good, _ = acs_frames(SPEECH[: RATE * 2], RATE)
+    T_ = WSMsgType.TEXT
+    bad = [(T_, b"{not json"), (WSMsgType.BINARY, b"\x00\x01"),
+           (T_, good[0].replace(b'"data":"', b'"data":"!!')),
+           (T_, json.dumps({"kind": "AudioData", "audioData": {"data": "AAAA"}}).encode()),
+           (T_, b'{"kind":"DtmfData","dtmfData":{"data":"5"}}'),
+           (T_, b'{"kind":"SomethingNew","somethingNew":{}}')]
+    messages = [(T_, metadata_message(RATE).encode()), *[(T_, g) for g in good[:20]], *bad,
+                *[(T_, g) for g in good[20:]]]
+
+    async def main() -> Any:
+        async with RealtimeServer(keep_audio=True) as rt, \
+                Bridge(config(rt.url, turn_detection=None)) as bridge:
+            caller = _RawCaller(messages)
+            await ws_connect(lambda: caller, bridge.url)
+            await settle(lambda: rt.sessions and rt.sessions[0].samples >= 10 * 480)
+            # from the service: not JSON, bad base64 in a delta, a delta of odd length
+            rt.broadcast("{not json")
+            rt.broadcast('{"type":"response.audio.delta","response_id":"r","item_id":"i",'
+                         '"output_index":0,"content_index":0,"delta":"@@@@"}')
+            rt.broadcast('{"type":"response.audio.delta","response_id":"r","item_id":"i",'
+                         '"output_index":0,"content_index":0,"delta":"AA=="}')
+            rt.broadcast('{"type":"error","error":{"type":"server_error","message":"oops"}}')
+            await caller.done
+            await settle(lambda: not bridge.calls)
+            return bridge.finished[-1], rt.history[-1].samples
+
+    stats, samples = run(main())
+    assert stats.acs_errors == 4  # not JSON, binary, bad base64, wrong frame size
+    assert stats.upstream_errors == 3 and stats.service_errors == 1
+    assert stats.frames_in == len(good) and samples == len(good) * 480
+    assert stats.end_reason == "ACS closed" and stats.reconnects == 0
+
+
+def test_too_many_malformed_messages_end_the_call_with_1008() -> None:
+    T_ = WSMsgType.TEXT
+    messages = [(T_, metadata_message(RATE).encode())] + [(T_, b"x")] * 12
+
+    async def main() -> Any:
+        async with RealtimeServer() as rt, Bridge(config(rt.url, max_errors=5)) as bridge:
+            caller = _RawCaller(messages)
+            await ws_connect(lambda: caller, bridge.url)
+            await caller.done
+            return caller.close_code, bridge.finished[-1]
+
+    code, stats = run(main())
+    assert code == 1008 and stats.end_reason == "too many malformed ACS messages"
+
+
+def test_bridge_rejects_other_paths_and_shuts_down_calls_with_1001() -> None:
+    async def main() -> Any:
+        async with RealtimeServer() as rt:
+            bridge = Bridge(config(rt.url, path="/acs"))
+            await bridge.start()
+            with pytest.raises(Exception):
+                await ws_connect(Endpoint, bridge.url.replace("/acs", "/other"))
+            task = asyncio.create_task(call(bridge.url, SPEECH, rate=RATE, tail_s=0))
+            await settle(lambda: bridge.calls and rt.sessions)
+            await bridge.close()
+            res = await task
+            await settle(lambda: not rt.sessions)
+            return res
+
+    res = run(main())
+    assert res.close_code == 1001
+
+
+def test_serve_main_runs_until_sigterm_and_reads_the_environment() -> None:
+    code = ("import sys; from audiocore.gateway.bridge import serve_main; "
+            "sys.exit(serve_main(sys.argv[1:]))")
+    env = dict(os.environ, **{ENV_URL: "ws://127.0.0.1:9/realtime", ENV_API_KEY: "k"})
+    p = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--log-level", "WARNING"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    assert line.startswith("listening on ws://127.0.0.1:")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 0
+    bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != ENV_URL}, timeout=60)
+    assert bad.returncode == 2 and ENV_URL in bad.stderr
+
+
+def test_protocol_error_type_is_the_packages() -> None:
+    assert issubclass(ProtocolError, ValueError)
