@@ -8,4 +8,10 @@ from __future__ import annotations
 
 COMMANDS: dict[str, str] = {
     "bench": "audiocore.commands.bench",
+    # --- soragw area: the Sora gateway and the codec utilities
+    "convert": "audiocore.commands.convert",
+    "dump2ogg": "audiocore.commands.dump2ogg",
+    "inspect": "audiocore.commands.inspect",
+    "serve": "audiocore.commands.serve",
+    # --- end soragw area
 }

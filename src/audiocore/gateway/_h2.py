@@ -39,6 +39,14 @@ class H2Protocol(asyncio.Protocol):
         self.is_lost = False
         self._writable: asyncio.Future[None] | None = None
         self._windows: dict[int, asyncio.Future[None]] = {}
+        # GOAWAY filter state (see _filter_goaway)
+        self._skip = 0 if client_side else len(PREFACE)
+        self._hdr = b""
+        self._remaining = 0
+        self._goaway: bytearray | None = None
+        self._goaway_need = 0
+        #: The peer's graceful GOAWAY: the last stream id it will process (None: none yet).
+        self.peer_goaway: int | None = None
 
     # ------------------------------------------------------------------ set-up
 
@@ -63,6 +71,7 @@ class H2Protocol(asyncio.Protocol):
     def feed_h2(self, data: bytes) -> None:
         """Hand received bytes to h2 and dispatch the events; a protocol violation ends the
         connection with GOAWAY."""
+        data = self._filter_goaway(data)
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -77,6 +86,57 @@ class H2Protocol(asyncio.Protocol):
                 self._wake_window(0)
             self.handle_event(event)
         self.flush()
+
+    def _filter_goaway(self, data: bytes) -> bytes:
+        """``data`` less any GOAWAY frame with NO_ERROR, which goes to :meth:`goaway_received`.
+
+        h2 closes its state machine on any GOAWAY and then refuses every later frame, where
+        RFC 9113 section 6.8 has streams up to the last stream id finish normally: a graceful
+        GOAWAY is therefore handled here and never shown to h2 (other GOAWAYs pass through).
+        Tracks frame boundaries only; payloads pass through untouched."""
+        out: list[bytes | memoryview] = []
+        view = memoryview(data)
+        i, n = 0, len(data)
+        if self._skip:
+            take = min(self._skip, n)
+            out.append(view[:take])
+            self._skip -= take
+            i = take
+        while i < n:
+            if self._remaining:
+                take = min(self._remaining, n - i)
+                out.append(view[i : i + take])
+                self._remaining -= take
+                i += take
+            elif self._goaway is not None:
+                take = min(self._goaway_need, n - i)
+                self._goaway += view[i : i + take]
+                self._goaway_need -= take
+                i += take
+                if not self._goaway_need:
+                    frame, self._goaway = bytes(self._goaway), None
+                    if int.from_bytes(frame[13:17], "big") == 0:
+                        self.peer_goaway = int.from_bytes(frame[9:13], "big") & 0x7FFFFFFF
+                        self.goaway_received(self.peer_goaway)
+                    else:
+                        out.append(frame)
+            else:
+                take = min(9 - len(self._hdr), n - i)
+                self._hdr += view[i : i + take]
+                i += take
+                if len(self._hdr) < 9:
+                    break
+                length, kind = int.from_bytes(self._hdr[:3], "big"), self._hdr[3]
+                if kind == 7 and length >= 8:
+                    self._goaway, self._goaway_need = bytearray(self._hdr), length
+                else:
+                    out.append(self._hdr)
+                    self._remaining = length
+                self._hdr = b""
+        return data if len(out) == 1 and out[0] is view else b"".join(out)
+
+    def goaway_received(self, last_stream_id: int) -> None:
+        """The peer sent a graceful GOAWAY (override)."""
 
     def protocol_error(self, exc: Exception) -> None:
         code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR

@@ -161,7 +161,6 @@ class _ClientProtocol(H2Protocol):
     def __init__(self) -> None:
         super().__init__(client_side=True)
         self.streams: dict[int, ClientStream] = {}
-        self.goaway: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -186,18 +185,21 @@ class _ClientProtocol(H2Protocol):
                 stream._on_data(event.data or b"", event.flow_controlled_length or 0)
             else:
                 self.acknowledge(event.stream_id or 0, event.flow_controlled_length or 0)
-        elif isinstance(event, h2.events.StreamEnded):
+        elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
             if stream is not None:
                 del self.streams[event.stream_id or 0]
-                stream._on_end()
-        elif isinstance(event, h2.events.StreamReset):
-            if stream is not None:
-                del self.streams[event.stream_id or 0]
-                stream._on_end(int(event.error_code or 0))
+                stream._on_end(int(event.error_code or 0) if isinstance(event, h2.events.StreamReset) else None)
+                if self.peer_goaway is not None and not self.streams and self.transport is not None:
+                    self.transport.close()
         elif isinstance(event, h2.events.ConnectionTerminated):
-            self.goaway = int(event.error_code or 0)
             if self.transport is not None:
                 self.transport.close()
+
+    def goaway_received(self, last_stream_id: int) -> None:
+        for sid in [s for s in self.streams if s > last_stream_id]:
+            self.streams.pop(sid)._on_end(7)  # REFUSED_STREAM: never processed
+        if not self.streams and self.transport is not None:
+            self.transport.close()
 
     def closed(self) -> None:
         for stream in self.streams.values():
@@ -248,8 +250,8 @@ class H2Client:
     ) -> ClientStream:
         """Open a stream with the request headers (the body follows with ``send``)."""
         proto = self.proto
-        if proto.is_lost:
-            raise ConnectionResetError("connection closed")
+        if proto.is_lost or proto.peer_goaway is not None:
+            raise ConnectionResetError("connection closed" if proto.is_lost else "the server is shutting down (GOAWAY)")
         stream_id = proto.conn.get_next_available_stream_id()
         stream = ClientStream(self, stream_id)
         proto.streams[stream_id] = stream

@@ -108,6 +108,7 @@ class SoraServer:
         self._recognizers: dict[str, Recognizer] = dict(recognizers or {})
         self._ssl = ssl_context
         self._server: asyncio.Server | None = None
+        self._port: int | None = None
         self.connections: set[_Connection] = set()
         self.closing = False
         self._idle = asyncio.Event()
@@ -133,14 +134,15 @@ class SoraServer:
             lambda: _Connection(self), self.config.listen_addr, self.config.listen_port,
             ssl=context, ssl_handshake_timeout=10.0 if context else None, reuse_address=True,
         )
+        self._port = int(self._server.sockets[0].getsockname()[1])
         log.info("listening on %s (service %s, %s mode)", self.url, self.config.service,
                  "header" if self.config.audio_streaming_header else "raw")
 
     @property
     def port(self) -> int:
         """The TCP port listened on."""
-        assert self._server is not None, "start() first"
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._port is not None, "start() first"
+        return self._port
 
     @property
     def url(self) -> str:
@@ -373,10 +375,14 @@ class _Connection(H2Protocol):
             self.reset_stream(sid, 0)
         self.flush()
 
+    def goaway_received(self, last_stream_id: int) -> None:
+        if not self.streams and self.transport is not None:
+            self.transport.close()
+
     def stream_done(self, stream: _Stream) -> None:
         self.streams.pop(stream.sid, None)
         if not self.streams:
-            if self.goaway_sent is not None and self.transport is not None:
+            if (self.goaway_sent is not None or self.peer_goaway is not None) and self.transport is not None:
                 self.transport.close()
             else:
                 self._arm_idle()
@@ -465,17 +471,19 @@ class _Stream:
             return
         try:
             packets = self.parser.feed(data)
-        except ProtocolError as exc:
-            self.conn.acknowledge(self.sid, flow)
-            self._fail(f"PAYLOAD-TOO-LARGE: {exc}" if exc.field == "length" else str(exc))
-            return
+            error = None
+        except ProtocolError:
+            packets, error = _salvage(self.parser, data)
         if packets:
             now = int(time.time() * 1000)
             for p in packets:
                 self.queued += len(p.payload)
                 self._push(AudioChunk(p.payload, b"", False, p.timestamp_us, p.sequence, now))
             self._last = self.loop.time()
-        if self.deferred or self.queued + self.parser.pending > QUEUE_HIGH:
+        if error is not None:
+            self.conn.acknowledge(self.sid, flow)
+            self._fail(f"PAYLOAD-TOO-LARGE: {error}" if error.field == "length" else str(error))
+        elif self.deferred or self.queued + self.parser.pending > QUEUE_HIGH:
             self.deferred += flow
         else:
             self.conn.acknowledge(self.sid, flow)
@@ -649,6 +657,24 @@ class _Stream:
         self.gone = True
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+
+
+def _salvage(parser: sora.BodyParser, data: bytes) -> tuple[list[sora.Packet], ProtocolError]:
+    """The packets of ``data`` before the bad header that made ``parser.feed(data)`` raise,
+    and that error. ``BodyParser.feed`` is all-or-nothing, which would drop good packets
+    sharing a read with a bad header; halving the read finds them (error path only)."""
+    packets: list[sora.Packet] = []
+    pieces = [data]
+    while pieces:
+        piece = pieces.pop()
+        try:
+            packets += parser.feed(piece)
+        except ProtocolError as exc:
+            if len(piece) == 1:
+                return packets, exc
+            mid = len(piece) // 2
+            pieces += [piece[mid:], piece[:mid]]
+    raise AssertionError("the parser accepted every piece of what it refused whole")
 
 
 def _first_pages(writer: OggOpusWriter, packet: bytes) -> bytes:

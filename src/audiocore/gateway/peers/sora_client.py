@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from audiocore._ext.errors import DecodeError
 from audiocore._ext.ogg import OggOpusReader
 from audiocore._ext.opus import OpusEncoder, opus_packet_samples
 from audiocore.gateway.h2client import ClientStream, H2Client
@@ -143,7 +144,8 @@ async def stream_opus(
     (by the durations of those before it), else as fast as flow control allows. ``client``:
     an open :class:`~audiocore.gateway.h2client.H2Client` to share (many streams on one
     connection); otherwise a connection is made and closed. ``on_line`` is called with each
-    line as it arrives. A refusal (non-200) returns its status with no lines."""
+    line as it arrives. A refusal (non-200) returns its status with no lines; a connection
+    lost before any response raises ``ConnectionResetError``."""
     parts = urlsplit(url)
     session_id = session_id or new_id()
     connection_id = connection_id or new_id()
@@ -161,6 +163,8 @@ async def stream_opus(
         except ConnectionResetError:
             pass  # the server answered early (refusal, error line) and reset the request side
         await reader
+        if result.status is None:
+            raise ConnectionResetError("the connection closed before the response headers")
         result.reset_code = stream.reset_code
         return result
     finally:
@@ -190,8 +194,17 @@ async def _send(
         await stream.send(data)
         result.packets_sent += 1
         seq += 1
-        media_s += opus_packet_samples(packet) / 48000 if packet else 0.02
+        if realtime or header_mode:
+            media_s += _duration_s(packet)
     await stream.end()
+
+
+def _duration_s(packet: bytes) -> float:
+    """A packet's duration from its TOC byte; 20 ms for what is not a valid Opus packet."""
+    try:
+        return opus_packet_samples(packet) / 48000
+    except DecodeError:
+        return 0.02
 
 
 async def _aiter(packets: Iterable[bytes] | AsyncIterable[bytes]) -> AsyncIterable[bytes]:
