@@ -67,7 +67,7 @@ def packets_from_pcm(
     if rate not in OPUS_RATES:
         from audiocore.resampling import resample
 
-        pcm, rate = resample(pcm, rate, 48000, channels), 48000
+        pcm, rate = resample(pcm, rate, 48000, channels=channels), 48000
     encoder = OpusEncoder(rate, channels, "voip", bitrate=bitrate)
     step = rate * frame_ms // 1000 * channels * 2
     if len(pcm) % step:
