@@ -176,7 +176,7 @@ def parse_config(text: str) -> dict[str, bool | int | str]:
     values: dict[str, Any] = {}
     ignored: list[str] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):  # only \n ends a line (not \x1e, \u2028...)
         stripped = raw.strip()
         if not stripped or stripped[0] in "#;":
             continue
@@ -187,7 +187,7 @@ def parse_config(text: str) -> dict[str, bool | int | str]:
         key, sep, value = stripped.partition("=")
         key = key.strip().lower()
         if not sep or not key:
-            raise ConfigError(f"expected 'key = value', got {stripped[:40]!r}", key or None, number)
+            raise ConfigError(f"expected 'key = value', got {stripped[:40]!r}", key if sep and key else None, number)
         if key in seen:
             raise ConfigError(f"{key!r} given twice (first on line {seen[key]})", key, number)
         seen[key] = number
