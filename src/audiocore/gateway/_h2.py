@@ -39,6 +39,7 @@ class H2Protocol(asyncio.Protocol):
         self.is_lost = False
         self._writable: asyncio.Future[None] | None = None
         self._windows: dict[int, asyncio.Future[None]] = {}
+        self._flush_pending = False
         # GOAWAY filter state (see _filter_goaway)
         self._skip = 0 if client_side else len(PREFACE)
         self._hdr = b""
@@ -142,11 +143,10 @@ class H2Protocol(asyncio.Protocol):
         code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
         try:
             self.conn.close_connection(error_code=code)
-            self.flush()
+            self.flush_now()
         except h2.exceptions.ProtocolError:
             pass
-        if self.transport is not None:
-            self.transport.close()
+        self.close_transport()
 
     def handle_event(self, event: h2.events.Event) -> None:
         """One h2 event (override)."""
@@ -177,6 +177,22 @@ class H2Protocol(asyncio.Protocol):
     # ------------------------------------------------------------------ sending
 
     def flush(self) -> None:
+        """Write what h2 has queued, once per event-loop iteration: every frame produced in
+        one iteration (result lines of many streams, window updates) goes out in one write,
+        at the end of that iteration."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self.flush_now)
+
+    def close_transport(self) -> None:
+        """Write what is queued, then close the transport."""
+        if self.transport is not None:
+            self.flush_now()
+            self.transport.close()
+
+    def flush_now(self) -> None:
+        """Write what h2 has queued, now."""
+        self._flush_pending = False
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)

@@ -189,17 +189,16 @@ class _ClientProtocol(H2Protocol):
             if stream is not None:
                 del self.streams[event.stream_id or 0]
                 stream._on_end(int(event.error_code or 0) if isinstance(event, h2.events.StreamReset) else None)
-                if self.peer_goaway is not None and not self.streams and self.transport is not None:
-                    self.transport.close()
+                if self.peer_goaway is not None and not self.streams:
+                    self.close_transport()
         elif isinstance(event, h2.events.ConnectionTerminated):
-            if self.transport is not None:
-                self.transport.close()
+            self.close_transport()
 
     def goaway_received(self, last_stream_id: int) -> None:
         for sid in [s for s in self.streams if s > last_stream_id]:
             self.streams.pop(sid)._on_end(7)  # REFUSED_STREAM: never processed
-        if not self.streams and self.transport is not None:
-            self.transport.close()
+        if not self.streams:
+            self.close_transport()
 
     def closed(self) -> None:
         for stream in self.streams.values():
@@ -269,7 +268,7 @@ class H2Client:
         if not proto.is_lost and proto.transport is not None:
             try:
                 proto.conn.close_connection()
-                proto.flush()
+                proto.flush_now()
             except Exception:  # noqa: BLE001 - closing a connection in any state
                 pass
             proto.transport.close()

@@ -314,8 +314,7 @@ class _Connection(H2Protocol):
             if stream is not None:
                 stream.on_gone()
         elif isinstance(event, h2.events.ConnectionTerminated):
-            if self.transport is not None:
-                self.transport.close()
+            self.close_transport()
 
     def _request(self, sid: int, headers: list[tuple[bytes, bytes]], ended: bool) -> None:
         if self.goaway_sent is not None and sid > self.goaway_sent:
@@ -376,14 +375,14 @@ class _Connection(H2Protocol):
         self.flush()
 
     def goaway_received(self, last_stream_id: int) -> None:
-        if not self.streams and self.transport is not None:
-            self.transport.close()
+        if not self.streams:
+            self.close_transport()
 
     def stream_done(self, stream: _Stream) -> None:
         self.streams.pop(stream.sid, None)
         if not self.streams:
-            if (self.goaway_sent is not None or self.peer_goaway is not None) and self.transport is not None:
-                self.transport.close()
+            if self.goaway_sent is not None or self.peer_goaway is not None:
+                self.close_transport()
             else:
                 self._arm_idle()
 
@@ -397,7 +396,7 @@ class _Connection(H2Protocol):
             self.transport.close()
             return
         self.goaway_sent = self.conn.highest_inbound_stream_id
-        self.flush()
+        self.flush_now()
         frame = hyperframe.frame.GoAwayFrame(0)
         frame.last_stream_id = self.goaway_sent
         frame.error_code = 0
@@ -421,8 +420,7 @@ class _Connection(H2Protocol):
         self._idle_timer = None
         if not self.streams:
             self.goaway()
-            if self.transport is not None:
-                self.transport.close()
+            self.close_transport()
 
     def closed(self) -> None:
         if self._idle_timer is not None:
@@ -635,7 +633,7 @@ class _Stream:
                     if not self.recognizer.wants_ogg:
                         ogg = b""
                 await rs.send(AudioChunk(item.packet, ogg, item.filler, item.timestamp_us, item.sequence,
-                                         item.received_ms))
+                                         item.received_ms) if ogg else item)
             tail = writer.close() if started else b""
             if tee is not None:
                 tee.write(tail)
