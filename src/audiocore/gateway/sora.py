@@ -69,6 +69,8 @@ _QUEUE_LOW = 1 << 14
 _H1_MAX_HEAD = 1 << 14
 #: Seconds a stream whose client went away may take to finish its recognizer's work.
 _ABORT_GRACE = 10.0
+#: Seconds a connection may take to send the HTTP/2 preface or an HTTP/1.1 request head.
+_FIRST_BYTES_TIMEOUT = 10.0
 _SPEECH_PATHS = ("/speech", "/test", "/dump")
 _END = object()
 
@@ -222,7 +224,12 @@ class _Connection(H2Protocol):
                 self._start_h2()
             else:
                 self.mode = "h1"
+        asyncio.get_running_loop().call_later(_FIRST_BYTES_TIMEOUT, self._check_started)
         self._arm_idle()
+
+    def _check_started(self) -> None:
+        if (self.mode is None or (self.mode == "h1" and not self.answered)) and self.transport is not None:
+            self.transport.close()  # no HTTP/2 preface, nor a whole HTTP/1.1 request head, in time
 
     def _start_h2(self) -> None:
         self.mode = "h2"
@@ -450,6 +457,7 @@ class _Stream:
         self.gone = False  # the client cannot receive any more
         self.error: str | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
         self._wait = config.wait_ms / 1000
         self._last = self.loop.time()
         self._timer = None if config.disable_silent_packet else self.loop.call_at(self._last + self._wait, self._tick)
@@ -503,7 +511,7 @@ class _Stream:
         if not self.request_done:
             self.request_done = True
             self._push(_END)
-        self.loop.call_later(_ABORT_GRACE, self.task.cancel)
+        self._abort_timer = self.loop.call_later(_ABORT_GRACE, self.task.cancel)
 
     def _fail(self, reason: str) -> None:
         self.error = reason
@@ -555,7 +563,10 @@ class _Stream:
                 return
             if self.gone:
                 return
-            self.conn.conn.send_headers(self.sid, [(":status", "200"), ("content-type", "application/json")])
+            try:
+                self.conn.conn.send_headers(self.sid, [(":status", "200"), ("content-type", "application/json")])
+            except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+                return  # the stream went away meanwhile
             self.conn.flush()
             await self._exchange(rs)
         except asyncio.CancelledError:
@@ -563,8 +574,9 @@ class _Stream:
         except ConnectionResetError:
             pass
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
+            for timer in (self._timer, self._abort_timer):
+                if timer is not None:
+                    timer.cancel()
             if rs is not None:
                 try:
                     await rs.aclose()
