@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import json
 
+import numpy as np
 import offshelf_gateway as offshelf
 import seed_gateway as seed
-from _frames import frame
+from _frames import frame, speech
 from harness import Case, Impl
 
 from audiocore.protocols import acs, realtime, twilio
+from audiocore.protocols.bridge import AcsRealtimeTranscoder
 
 PARTICIPANT = "8:acs:3d20e1de-0f28-41c5-84c0-59ed8f2d2e7a_00000018-b3b8-0d11-9e46-0f3a0d00b4d8"
 STREAM_SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
@@ -38,6 +40,71 @@ def twilio_media_text(codes: bytes) -> str:
     return json.dumps({"event": "media", "sequenceNumber": "3", "media": {"track": "inbound", "chunk": "1",
                        "timestamp": "5", "payload": base64.b64encode(codes).decode()}, "streamSid": STREAM_SID},
                       separators=(",", ":"))
+
+
+def _audio_of(messages: list[str]) -> np.ndarray:
+    """The PCM16 carried by append or ACS outbound messages, concatenated."""
+    out = []
+    for m in messages:
+        obj = json.loads(m)
+        out.append(base64.b64decode(obj["audio"] if "audio" in obj else obj["AudioData"]["Data"]))
+    return np.frombuffer(b"".join(out), dtype="<i2").astype(np.float64)
+
+
+def _same_audio(a: np.ndarray, b: np.ndarray, min_snr_db: float = 35.0) -> None:
+    """The two resamplers' outputs agree once aligned (their delays differ)."""
+    n = min(len(a), len(b)) - 400
+    best = max(range(-200, 201), key=lambda lag: float(np.dot(a[200 : 200 + n - 400], b[200 + lag : 200 + lag + n - 400])))
+    x, y = a[200 : 200 + n - 400], b[200 + best : 200 + best + n - 400]
+    snr = 10 * np.log10(np.sum(y * y) / max(np.sum((x - y) ** 2), 1e-9))
+    assert snr >= min_snr_db, f"outputs differ: SNR {snr:.1f} dB at lag {best}"
+
+
+def _transcoder_cases() -> list[Case]:
+    up_text = acs_audio_text(frame(16000))
+    down_text = realtime_delta_text(frame(24000))
+    ours, seed_t, off_t = AcsRealtimeTranscoder(), seed.Transcoder(), offshelf.Transcoder()
+    ours.to_acs(down_text)  # the first delta of an item takes the general path once
+
+    speech16, speech24 = speech(16000)[: 640 * 100], speech(24000)[: 960 * 100]
+    ups = [acs_audio_text(speech16[i : i + 640]) for i in range(0, len(speech16), 640)]
+    downs = [realtime_delta_text(speech24[i : i + 960]) for i in range(0, len(speech24), 960)]
+
+    def check_up() -> None:
+        outs = {}
+        for name, t in (("ours", AcsRealtimeTranscoder()), ("seed", seed.Transcoder()), ("offshelf", offshelf.Transcoder())):
+            msgs = [t.to_realtime(u) for u in ups]
+            assert all(m is not None and json.loads(m)["type"] == "input_audio_buffer.append" for m in msgs)
+            outs[name] = _audio_of(msgs)  # type: ignore[arg-type]
+        _same_audio(outs["ours"], outs["seed"])
+        _same_audio(outs["ours"], outs["offshelf"])
+
+    def check_down() -> None:
+        outs = {}
+        for name, t in (("ours", AcsRealtimeTranscoder()), ("seed", seed.Transcoder()), ("offshelf", offshelf.Transcoder())):
+            msgs = [m for d in downs for m in t.to_acs(d)]
+            assert all(set(json.loads(m)) == {"Kind", "AudioData", "StopAudio"} for m in msgs)
+            assert all(len(base64.b64decode(json.loads(m)["AudioData"]["Data"])) == 640 for m in msgs)
+            outs[name] = _audio_of(msgs)
+        _same_audio(outs["ours"], outs["seed"])
+        _same_audio(outs["ours"], outs["offshelf"])
+
+    return [
+        Case("protocols", "Transcoder.to_realtime (20 ms 16->24k)",
+             Impl("audiocore", ours.to_realtime, (up_text,)),
+             [Impl("offshelf orjson+pybase64+soxr", off_t.to_realtime, (up_text,)),
+              Impl("seed json+base64+numpy+soxr", seed_t.to_realtime, (up_text,))],
+             targets={"offshelf orjson+pybase64+soxr": 4.0, "seed json+base64+numpy+soxr": 8.0},
+             check=check_up,
+             note="ACS AudioData text in, input_audio_buffer.append text out; soxr HQ and ours both stateful"),
+        Case("protocols", "Transcoder.to_acs (20 ms 24->16k)",
+             Impl("audiocore", ours.to_acs, (down_text,)),
+             [Impl("offshelf orjson+pybase64+soxr", off_t.to_acs, (down_text,)),
+              Impl("seed json+base64+numpy+soxr", seed_t.to_acs, (down_text,))],
+             targets={"offshelf orjson+pybase64+soxr": 4.0, "seed json+base64+numpy+soxr": 8.0},
+             check=check_down,
+             note="response.audio.delta text in, 20 ms ACS AudioData messages out"),
+    ]
 
 
 def cases() -> list[Case]:
@@ -76,7 +143,7 @@ def cases() -> list[Case]:
                 assert json.loads(peer()) == want
         return check
 
-    return [
+    return _transcoder_cases() + [
         Case("protocols", "ACS AudioData text -> PCM (20 ms @16 kHz)",
              Impl("audiocore AcsSession.receive", acs_in),
              [Impl("seed json+base64", seed.acs_to_pcm, (acs_text,)),

@@ -3,16 +3,17 @@
 The reference for the fast JSON-envelope scanner: a list of fields ``(path, types, required,
 alternatives)`` is read from a parsed object (keys compared ignoring ASCII case when asked);
 null reads as absent; any missing required field, wrong type, value outside the alternatives,
-bad base64 or key given twice is a ``RefError``. Written from the rules, not from the code.
+bad base64 (by the strict rules of ``reference.b64``) or key given twice is a ``RefError``.
+Written from the rules, not from the code.
 """
 
 from __future__ import annotations
 
 import audioop
-import base64
-import binascii
 import json
 from typing import Any
+
+from reference import b64 as ref_b64
 
 CODECS = {"ulaw": lambda b: audioop.ulaw2lin(b, 2), "alaw": lambda b: audioop.alaw2lin(b, 2)}
 
@@ -83,8 +84,8 @@ def read(text: str, fields: list[tuple[str, str, bool, tuple[str, ...]]], *, ci:
             value = int(value)
         if path == b64:
             try:
-                value = base64.b64decode(value.encode("ascii"), validate=True)
-            except (binascii.Error, UnicodeEncodeError):
+                value = ref_b64.decode_text(value)
+            except ref_b64.RefDecodeError:
                 raise RefError(f"{path} base64") from None
         values[path] = value
     out = [values[p] for p, types, _, _ in fields if types != "object"]
