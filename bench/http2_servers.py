@@ -7,7 +7,9 @@ behaviour (header-mode packets in, one JSON line per packet out, each line flush
 Each round starts each server in its own process (h2c on loopback) and drives it from this
 process with audiocore's HTTP/2 client: (a) throughput: ``--streams`` concurrent streams over
 4 connections, ``--packets`` 60-byte packets each, sent as fast as flow control allows, every
-result line read; (b) latency: one stream, a packet sent and its line awaited, 300 times.
+result line read; (b) latency: one stream, a packet sent and its line awaited, 300 times;
+(c) how many DATA frames carry the 500 lines of a stream whose packets all arrive at once
+(one per line when each line is flushed on its own).
 Reported: packets/s, the server's CPU time per packet during the throughput run (from
 /proc, so the client's work is not counted), and the round-trip median/p95. Rounds alternate between the stacks.
 aiohttp is not a contender: it has no HTTP/2 server.
@@ -147,6 +149,24 @@ async def _latency(port: int, trips: int = 300) -> list[float]:
     return times
 
 
+async def _frames(port: int, packets: int = 500) -> int:
+    """DATA frames carrying the lines of one stream of ``packets`` packets sent at once."""
+    from audiocore.gateway.h2client import H2Client
+    from audiocore.gateway.peers.sora_client import sora_headers
+
+    client = await H2Client.connect(f"http://127.0.0.1:{port}")
+    stream = await client.request("POST", "/test", sora_headers(session_id="frames", connection_id="c"))
+    sender = asyncio.create_task(_send(stream, b"".join(sora.packet_bytes(i, i, PAYLOAD) for i in range(packets))))
+    frames = lines = 0
+    while chunk := await stream.read():
+        frames += 1
+        lines += chunk.count(b"\n")
+    await sender
+    await client.aclose()
+    assert lines == packets
+    return frames
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -162,6 +182,7 @@ def _round(stack: str, streams: int, packets: int) -> dict[str, float]:
         elapsed = asyncio.run(asyncio.wait_for(_throughput(port, streams, packets), 300))
         cpu = _cpu_seconds(proc.pid) - cpu0
         lat = asyncio.run(_latency(port))
+        frames = asyncio.run(_frames(port))
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait()
@@ -170,6 +191,7 @@ def _round(stack: str, streams: int, packets: int) -> dict[str, float]:
         "server_cpu_us_per_packet": cpu / (streams * packets) * 1e6,
         "rtt_median_us": statistics.median(lat) * 1e6,
         "rtt_p95_us": sorted(lat)[int(len(lat) * 0.95)] * 1e6,
+        "frames_per_500_lines": frames,
     }
 
 
@@ -188,11 +210,12 @@ def main() -> int:
         for stack in STACKS if r % 2 == 0 else reversed(STACKS):
             results[stack].append(_round(stack, args.streams, args.packets))
     print(f"{args.streams} streams x {args.packets} packets over 4 connections; median of {args.rounds} rounds")
-    print(f"{'stack':<12}{'packets/s':>12}{'server CPU/packet':>20}{'RTT median':>13}{'RTT p95':>10}")
+    print(f"{'stack':<12}{'packets/s':>12}{'server CPU/packet':>20}{'RTT median':>13}{'RTT p95':>10}"
+          f"{'DATA frames/500 lines':>24}")
     for stack in STACKS:
         med = {k: statistics.median(x[k] for x in results[stack]) for k in results[stack][0]}
         print(f"{stack:<12}{med['packets_per_s']:>12.0f}{med['server_cpu_us_per_packet']:>17.1f} us"
-              f"{med['rtt_median_us']:>10.0f} us{med['rtt_p95_us']:>7.0f} us")
+              f"{med['rtt_median_us']:>10.0f} us{med['rtt_p95_us']:>7.0f} us{med['frames_per_500_lines']:>24.0f}")
     return 0
 
 

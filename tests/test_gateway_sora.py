@@ -199,6 +199,29 @@ def test_realtime_pacing_from_a_wav_sends_results_as_it_goes(tmp_path: Path) -> 
     run(scenario())
 
 
+def test_fillers_from_the_start_and_the_ogg_tee(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        cfg = config(tmp_path, time_to_wait_for_opus_packet_ms=300, enable_ogg_file_output=True)
+        async with SoraServer(cfg) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/test", sora_headers(session_id="tee", connection_id="t"))
+            assert await stream.response() == 200
+            # silent from the start: a filler per 300 ms, each answered at once
+            first = await read_line(stream)
+            assert first == b'{"channel_id":"ch_0","message":"n: 3","type":"test"}\n'
+            assert await read_line(stream) == first
+            await stream.send(body_of(PACKETS[:10]), end_stream=True)
+            lines = [x async for x in stream.lines()]
+            assert [json.loads(x)["message"] for x in lines[-10:]] == [f"n: {len(p)}" for p in PACKETS[:10]]
+            await client.aclose()
+
+    run(scenario())
+    path = tmp_path / "tee-t.ogg"  # the /test service, and the Ogg file beside it
+    got = ogg_packets(path)
+    assert got[-10:] == PACKETS[:10] and set(got[:-10]) == {SILENCE_PACKET} and len(got) >= 12
+    opusinfo(path)
+
+
 # ---------------------------------------------------------------------------- status codes
 
 
@@ -384,9 +407,14 @@ def test_client_disconnect_mid_stream_leaves_a_complete_file(tmp_path: Path) -> 
             # the server still serves
             result = await stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=reset_client)
             assert result.status == 200 and len(result.lines) == 3
+            # a stream with no packet at all leaves no file
+            empty = await stream_opus(server.url + "/speech", [], realtime=False, session_id="no",
+                                      connection_id="audio", client=reset_client)
+            assert empty.status == 200 and empty.lines == []
             await reset_client.aclose()
 
     run(scenario())
+    assert not (tmp_path / "no-audio.ogg").exists()
     for name, expected in (("cut-tcp.ogg", sent), ("cut-rst.ogg", sent[:20])):
         opusinfo(tmp_path / name)
         assert ogg_packets(tmp_path / name) == expected

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
 import os
 import re
 import ssl
@@ -37,6 +38,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from audiocore._ext.b64 import b64encode
 from audiocore.gateway.config import SoraConfig
@@ -180,7 +182,8 @@ class OggFile:
     """An Ogg file named ``{session}-{connection}.ogg`` in ``directory``, created anew: if
     that name is taken (a reconnect), ``{session}-{connection}.2.ogg`` and so on. Characters
     other than letters, digits, ``_ . -`` in the ids become ``_`` (they come from request
-    headers). Writes are buffered; :meth:`close` flushes."""
+    headers). Writes are buffered; :meth:`close` flushes, and removes the file if nothing
+    was written (a stream that carried no packet leaves no file)."""
 
     def __init__(self, directory: str | Path, session_id: str | None, connection_id: str | None) -> None:
         stem = f"{_safe(session_id)}-{_safe(connection_id)}"
@@ -192,15 +195,20 @@ class OggFile:
             except FileExistsError:
                 continue
             self.path = path
+            self.written = 0
             return
         raise FileExistsError(f"{base / stem}.*.ogg: no free name")
 
     def write(self, data: bytes) -> None:
         if data:
             self._file.write(data)
+            self.written += len(data)
 
     def close(self) -> None:
-        self._file.close()
+        if not self._file.closed:
+            self._file.close()
+            if not self.written:
+                self.path.unlink(missing_ok=True)
 
 
 class _OggFileStream(RecognizerStream):
@@ -342,8 +350,6 @@ class _HttpStream(RecognizerStream):
         await self.upstream.send(ogg_tail, end_stream=True)
 
     async def results(self) -> AsyncIterator[bytes | Mapping[str, Any]]:
-        import json
-
         async for raw in self.upstream.lines():
             if not raw.strip():
                 continue
@@ -388,8 +394,6 @@ class HttpRecognizer(Recognizer):
         self.ssl_context = ssl_context or (client_ssl_context() if url.startswith("https:") else None)
 
     async def open(self, info: StreamInfo) -> RecognizerStream:
-        from urllib.parse import urlsplit
-
         try:
             client = await H2Client.connect(self.url, ssl_context=self.ssl_context)
         except OSError as exc:
