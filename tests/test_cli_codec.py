@@ -264,6 +264,13 @@ def test_inspect_facts_against_opusinfo_and_pyav(tmp_path: Path) -> None:
     with wave.open(str(DATA / "speech-24k.wav")) as w:
         assert (wav["sample_rate"], wav["frames"], wav["channels"]) == (w.getframerate(), w.getnframes(), w.getnchannels())
     assert cli("inspect", tmp_path / "nope.ogg").returncode == 1
+    chained = tmp_path / "chained.opus"
+    chained.write_bytes((DATA / "speech-20ms.opus").read_bytes() + (DATA / "speech-60ms-64k.opus").read_bytes())
+    facts = json.loads(cli("inspect", "--json", chained).stdout)
+    assert [(s["packets"], s["pre_skip"], s["problems"]) for s in facts["streams"]] == [
+        (len(pyav_packets(DATA / "speech-20ms.opus")), 312, []), (len(pyav_packets(DATA / "speech-60ms-64k.opus")), 312, [])]
+    refused = cli("convert", chained, tmp_path / "c.wav")
+    assert refused.returncode == 1 and "chained" in refused.stderr
 
 
 @pytest.mark.parametrize("name", ["speech-20ms.opus", "speech-60ms-64k.opus"])

@@ -22,7 +22,7 @@ import numpy as np
 
 from audiocore._ext.errors import AudioCoreError, DecodeError
 from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, ogg_crc32
+from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket, ogg_crc32
 from audiocore._ext.opus import OpusDecoder, OpusEncoder, opus_packet_samples
 from audiocore._ext.resample import Resampler
 
@@ -136,7 +136,7 @@ class OpusSource(Source):
         self.f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self.size = path.stat().st_size
         self.reader = OggOpusReader()
-        self.early: list[object] = []
+        self.early: list[tuple[list[OggPacket], int]] = []
         while self.reader.head is None:
             chunk = self.f.read(_BLOCK)
             if not chunk:
@@ -150,7 +150,7 @@ class OpusSource(Source):
         self.rate = 48000
         self.serial = self.reader.serial
 
-    def _feed(self, chunk: bytes) -> list[object]:
+    def _feed(self, chunk: bytes) -> list[OggPacket]:
         try:
             return list(self.reader.feed(chunk))
         except DecodeError as exc:
@@ -182,23 +182,23 @@ class OpusSource(Source):
                 out = np.clip(np.rint(scaled), -32768, 32767).astype("<i2").tobytes()
             return out
 
-        def packets() -> Iterator[tuple[list[object], int]]:
-            yield from self.early  # type: ignore[misc]
+        def packets() -> Iterator[tuple[list[OggPacket], int]]:
+            yield from self.early
             while chunk := self.f.read(_BLOCK):
                 yield self._feed(chunk), len(chunk)
 
         for batch, nbytes in packets():
             out = []
             for p in batch:
-                if p.serial != self.serial:  # type: ignore[attr-defined]
+                if p.serial != self.serial:
                     raise AudioFileError(f"{self.path}: chained Ogg streams are not supported")
                 try:
-                    pcm = dec.decode(p.data)  # type: ignore[attr-defined]
+                    pcm = dec.decode(p.data)
                 except DecodeError as exc:
                     raise AudioFileError(f"{self.path}: {exc}") from None
                 buf += pcm
                 decoded += len(pcm) // fb
-                granule = p.granule  # type: ignore[attr-defined]
+                granule = p.granule
                 if granule >= 0:
                     if offset is None:
                         offset = max(0, granule // factor - decoded)

@@ -51,7 +51,15 @@ _SUFFIX = {"wav": ".wav", "raw": ".raw", "opus": ".opus", "ulaw": ".ul", "alaw":
 
 
 def main(argv: list[str]) -> int:
-    from audiocore.commands._audio import AudioFileError, convert_file, format_of, open_sink, open_source
+    from audiocore.commands._audio import (
+        OPUS_RATES,
+        AudioFileError,
+        OpusSource,
+        convert_file,
+        format_of,
+        open_sink,
+        open_source,
+    )
     from audiocore.commands._progress import Progress
 
     args = _parser().parse_args(argv)
@@ -85,8 +93,8 @@ def main(argv: list[str]) -> int:
                 rate = args.rate or source.nominal_rate
                 sink = open_sink(dst_path, out_fmt, rate, source.channels, bitrate=args.bitrate,
                                  frame_ms=args.frame_ms)
-                if hasattr(source, "reader"):  # Ogg Opus in: decode straight at the rate needed
-                    source.rate = sink.rate if sink.rate in (8000, 12000, 16000, 24000, 48000) else 48000
+                if isinstance(source, OpusSource):  # decode straight at the rate needed if libopus can
+                    source.rate = sink.rate if sink.rate in OPUS_RATES else 48000
                 bar = overall or Progress(source.size, src_path.name,
                                           enabled=args.progress if args.progress is not None
                                           else (None if source.size > (1 << 22) else False))

@@ -86,14 +86,15 @@ def inspect_ogg(data: bytes) -> dict[str, Any]:
     reader = OggOpusReader()
     streams: dict[int, dict[str, Any]] = {}
     packets: list[Any] = []
-    try:
-        packets = reader.feed(data)
-    except DecodeError as exc:
-        problems.append(f"reader: {exc}")
-        packets = reader.feed(b"")
     head_by_serial: dict[int, Any] = {}
-    if reader.head is not None and reader.serial is not None:
-        head_by_serial[reader.serial] = (reader.head, reader.tags)
+    for page in pages:  # page by page, so each chained stream's OpusHead and OpusTags are seen
+        try:
+            packets += reader.feed(data[page["offset"] : page["offset"] + page["size"]])
+        except DecodeError as exc:
+            problems.append(f"reader: {exc}")
+        if reader.head is not None and reader.serial is not None:
+            head_by_serial[reader.serial] = (reader.head, reader.tags)
+    packets += reader.feed(b"")
     by_serial: dict[int, list[Any]] = {}
     for p in packets:
         by_serial.setdefault(p.serial, []).append(p)

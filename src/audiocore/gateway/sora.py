@@ -127,7 +127,9 @@ class SoraServer:
         return found
 
     async def start(self) -> None:
-        """Bind and listen (``listen_port`` 0: any free port, see :attr:`port`)."""
+        """Bind and listen (``listen_port`` 0: any free port, see :attr:`port`). The
+        configured service's recognizer is made first, so a bad setting fails here."""
+        self.recognizer(self.config.service)
         context = None
         if self.config.https:
             context = self._ssl or server_ssl_context(self.config)
