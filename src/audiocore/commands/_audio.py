@@ -23,7 +23,7 @@ import numpy as np
 from audiocore._ext.errors import AudioCoreError, DecodeError
 from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket, ogg_crc32
-from audiocore._ext.opus import OpusDecoder, OpusEncoder, opus_packet_samples
+from audiocore._ext.opus import OpusDecoder, OpusEncoder
 from audiocore._ext.resample import Resampler
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
@@ -384,5 +384,5 @@ def convert_file(source: Source, sink: Sink, progress: object | None = None) -> 
 
 __all__ = [
     "EXTENSIONS", "FORMATS", "OPUS_RATES", "AudioFileError", "OpusSink", "Sink", "Source",
-    "convert_file", "end_trim", "format_of", "open_sink", "open_source", "opus_packet_samples",
+    "convert_file", "end_trim", "format_of", "open_sink", "open_source",
 ]

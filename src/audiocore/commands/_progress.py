@@ -19,7 +19,6 @@ class Progress:
         self.done = 0
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self._last = 0.0
-        self._drawn = False
 
     def update(self, n: int) -> None:
         self.done += n
@@ -40,7 +39,6 @@ class Progress:
             text = f"\r{self.label} {self.done}"
         self.stream.write(text)
         self.stream.flush()
-        self._drawn = True
 
     def close(self) -> None:
         if self.enabled:
