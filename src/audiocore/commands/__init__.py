@@ -8,5 +8,9 @@ from __future__ import annotations
 
 COMMANDS: dict[str, str] = {
     "bench": "audiocore.commands.bench",
+    "convert": "audiocore.commands.convert",
+    "dump2ogg": "audiocore.commands.dump2ogg",
+    "inspect": "audiocore.commands.inspect",
     "loadtest": "audiocore.commands.loadtest",
+    "serve": "audiocore.commands.serve",
 }

@@ -1,0 +1,388 @@
+"""Audio files for the codec commands: streaming readers and writers of WAV, raw PCM, Ogg
+Opus and G.711 (mu-law, A-law), all as PCM16LE blocks, with memory bounded by a block.
+
+What each format needs:
+
+- ``wav``: 16-bit PCM WAV; rate and channels come from the file.
+- ``raw``: headerless PCM16LE; reading needs the rate (``in_rate``) and ``channels`` (1).
+- ``ulaw`` / ``alaw``: headerless G.711 bytes; reading assumes 8000 Hz mono unless told.
+- ``opus``: Ogg Opus (RFC 7845), mono or stereo (mapping family 0). Reading honours pre-skip,
+  the output gain and the end granule (the exact sample count); writing sets pre-skip from the
+  encoder's lookahead and trims the last page's granule to the exact input length.
+"""
+
+from __future__ import annotations
+
+import struct
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from audiocore._ext.errors import AudioCoreError, DecodeError
+from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket, ogg_crc32
+from audiocore._ext.opus import OpusDecoder, OpusEncoder
+from audiocore._ext.resample import Resampler
+
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+EXTENSIONS = {
+    ".wav": "wav", ".raw": "raw", ".pcm": "raw", ".s16": "raw", ".opus": "opus", ".ogg": "opus",
+    ".oga": "opus", ".ul": "ulaw", ".ulaw": "ulaw", ".mulaw": "ulaw", ".mu": "ulaw", ".al": "alaw",
+    ".alaw": "alaw",
+}
+FORMATS = ("wav", "raw", "opus", "ulaw", "alaw")
+_BLOCK = 1 << 16
+
+
+class AudioFileError(AudioCoreError, ValueError):
+    """A file the codec commands cannot read or write as asked."""
+
+
+def format_of(path: str | Path, explicit: str | None = None) -> str:
+    if explicit:
+        if explicit not in FORMATS:
+            raise AudioFileError(f"unknown format {explicit!r} (one of {', '.join(FORMATS)})")
+        return explicit
+    fmt = EXTENSIONS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise AudioFileError(f"{path}: cannot tell the format from the extension; "
+                             f"use a known one ({', '.join(sorted(EXTENSIONS))}) or --format/--in-format")
+    return fmt
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+class Source:
+    """PCM16LE blocks from a file. ``rate``/``channels``: of the PCM ``blocks`` yields;
+    ``nominal_rate``: the rate the audio was made at (an Ogg Opus file's input rate);
+    ``size``: bytes of input, for progress (each block comes with the input bytes read)."""
+
+    rate: int
+    channels: int
+    nominal_rate: int
+    size: int
+
+    def blocks(self) -> Iterator[tuple[bytes, int]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class WavSource(Source):
+    def __init__(self, path: Path) -> None:
+        try:
+            self.w = wave.open(str(path), "rb")
+        except (wave.Error, EOFError) as exc:
+            raise AudioFileError(f"{path}: not a PCM WAV file ({exc})") from None
+        if self.w.getsampwidth() != 2:
+            self.w.close()
+            raise AudioFileError(f"{path}: {8 * self.w.getsampwidth()}-bit WAV; only 16-bit PCM is read")
+        self.rate = self.nominal_rate = self.w.getframerate()
+        self.channels = self.w.getnchannels()
+        self.frames = self.w.getnframes()
+        self.size = self.frames * 2 * self.channels
+
+    def blocks(self) -> Iterator[tuple[bytes, int]]:
+        step = _BLOCK // (2 * self.channels)
+        while data := self.w.readframes(step):
+            yield data, len(data)
+
+    def close(self) -> None:
+        self.w.close()
+
+
+class RawSource(Source):
+    """Raw PCM16LE, or G.711 (``codec`` "ulaw"/"alaw") expanded to PCM16LE."""
+
+    def __init__(self, path: Path, rate: int, channels: int, codec: str | None = None) -> None:
+        self.f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.rate = self.nominal_rate = rate
+        self.channels = channels
+        self.size = path.stat().st_size
+        self.codec = codec
+        self.path = path
+
+    def blocks(self) -> Iterator[tuple[bytes, int]]:
+        unit = self.channels * (1 if self.codec else 2)
+        held = b""
+        while data := self.f.read(_BLOCK):
+            data = held + data
+            cut = len(data) - len(data) % unit
+            data, held = data[:cut], data[cut:]
+            if self.codec == "ulaw":
+                yield ulaw_decode(data), len(data)
+            elif self.codec == "alaw":
+                yield alaw_decode(data), len(data)
+            else:
+                yield data, len(data)
+        if held:
+            raise AudioFileError(f"{self.path}: {len(held)} bytes at the end do not make a whole frame "
+                                 f"of {unit} bytes (wrong --channels?)")
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class OpusSource(Source):
+    """An Ogg Opus file decoded with :class:`audiocore.OpusDecoder` at ``decode_rate``, from
+    the end of pre-skip to the end granule, output gain applied."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.size = path.stat().st_size
+        self.reader = OggOpusReader()
+        self.early: list[tuple[list[OggPacket], int]] = []
+        while self.reader.head is None:
+            chunk = self.f.read(_BLOCK)
+            if not chunk:
+                raise AudioFileError(f"{path}: no OpusHead: not an Ogg Opus file")
+            self.early.append((self._feed(chunk), len(chunk)))
+        head = self.reader.head
+        if head.mapping_family != 0:
+            raise AudioFileError(f"{path}: channel mapping family {head.mapping_family}; only 0 (mono, stereo)")
+        self.channels = head.channels
+        self.nominal_rate = head.input_rate or 48000
+        self.rate = 48000
+        self.serial = self.reader.serial
+
+    def _feed(self, chunk: bytes) -> list[OggPacket]:
+        try:
+            return list(self.reader.feed(chunk))
+        except DecodeError as exc:
+            raise AudioFileError(f"{self.path}: {exc}") from None
+
+    def blocks(self) -> Iterator[tuple[bytes, int]]:
+        head = self.reader.head
+        assert head is not None
+        factor = 48000 // self.rate
+        dec = OpusDecoder(self.rate, self.channels)
+        fb = 2 * self.channels
+        pre_skip = head.pre_skip // factor
+        gain = 10 ** (head.output_gain / 256 / 20)
+        buf = bytearray()
+        done = decoded = 0  # positions in decoded samples at self.rate
+        offset: int | None = None  # a start offset (first granule beyond its samples)
+
+        def emit(limit: int) -> bytes:
+            nonlocal done
+            limit = min(limit, decoded)
+            if limit <= done:
+                return b""
+            start = max(done, pre_skip)
+            out = bytes(buf[(start - done) * fb : (limit - done) * fb]) if limit > start else b""
+            del buf[: (limit - done) * fb]
+            done = limit
+            if out and gain != 1.0:
+                scaled = np.frombuffer(out, "<i2").astype(np.float64) * gain
+                out = np.clip(np.rint(scaled), -32768, 32767).astype("<i2").tobytes()
+            return out
+
+        def packets() -> Iterator[tuple[list[OggPacket], int]]:
+            yield from self.early
+            while chunk := self.f.read(_BLOCK):
+                yield self._feed(chunk), len(chunk)
+
+        for batch, nbytes in packets():
+            out = []
+            for p in batch:
+                if p.serial != self.serial:
+                    raise AudioFileError(f"{self.path}: chained Ogg streams are not supported")
+                try:
+                    pcm = dec.decode(p.data)
+                except DecodeError as exc:
+                    raise AudioFileError(f"{self.path}: {exc}") from None
+                buf += pcm
+                decoded += len(pcm) // fb
+                granule = p.granule
+                if granule >= 0:
+                    if offset is None:
+                        offset = max(0, granule // factor - decoded)
+                    out.append(emit(granule // factor - offset))
+            yield b"".join(out), nbytes
+        # whatever follows the last granule is padding: dropped
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def open_source(path: Path, fmt: str, in_rate: int | None, channels: int | None) -> Source:
+    if not path.is_file():
+        raise AudioFileError(f"{path}: no such file")
+    if fmt == "wav":
+        return WavSource(path)
+    if fmt == "opus":
+        return OpusSource(path)
+    if fmt == "raw":
+        if not in_rate:
+            raise AudioFileError(f"{path}: raw PCM has no header: give its rate with --in-rate "
+                                 "(and --channels if not mono)")
+        return RawSource(path, in_rate, channels or 1)
+    return RawSource(path, in_rate or 8000, channels or 1, codec=fmt)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+class Sink:
+    """Takes PCM16LE at ``rate`` with ``channels``; ``close()`` finishes the file."""
+
+    rate: int
+    channels: int
+
+    def write(self, pcm: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class WavSink(Sink):
+    def __init__(self, path: Path, rate: int, channels: int) -> None:
+        self.rate, self.channels = rate, channels
+        self.w = wave.open(str(path), "wb")
+        self.w.setnchannels(channels)
+        self.w.setsampwidth(2)
+        self.w.setframerate(rate)
+
+    def write(self, pcm: bytes) -> None:
+        self.w.writeframesraw(pcm)
+
+    def close(self) -> None:
+        self.w.close()
+
+
+class RawSink(Sink):
+    def __init__(self, path: Path, rate: int, channels: int, codec: str | None = None) -> None:
+        self.rate, self.channels, self.codec = rate, channels, codec
+        self.f = open(path, "wb")  # noqa: SIM115 - closed by close()
+
+    def write(self, pcm: bytes) -> None:
+        if self.codec == "ulaw":
+            pcm = ulaw_encode(pcm)
+        elif self.codec == "alaw":
+            pcm = alaw_encode(pcm)
+        self.f.write(pcm)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class OpusSink(Sink):
+    """Ogg Opus: :class:`audiocore.OpusEncoder` at ``rate`` if libopus takes it (else at 48
+    kHz: the caller resamples), ``frame_ms`` packets, pages of about a second, OpusHead input
+    rate ``nominal_rate``; the last page's granule is trimmed to the exact input length."""
+
+    def __init__(self, path: Path, nominal_rate: int, channels: int, *, bitrate: int | None = None,
+                 frame_ms: float = 20, application: str = "audio") -> None:
+        if channels not in (1, 2):
+            raise AudioFileError(f"Ogg Opus output takes 1 or 2 channels, not {channels}")
+        self.rate = nominal_rate if nominal_rate in OPUS_RATES else 48000
+        self.channels = channels
+        self.encoder = OpusEncoder(self.rate, channels, application, bitrate=bitrate)  # type: ignore[arg-type]
+        self.factor = 48000 // self.rate
+        self.pre_skip = self.encoder.lookahead * self.factor
+        self.writer = OggOpusWriter(channels, input_rate=nominal_rate, pre_skip=self.pre_skip, max_page_ms=1000)
+        self.frame_bytes = int(self.rate * frame_ms / 1000) * 2 * channels
+        self.f = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.f.write(self.writer.headers())
+        self.held = bytearray()
+        self.samples = 0  # input samples per channel, at self.rate
+        self.last: bytes | None = None  # the newest packet, written at close with the trimmed page
+
+    def write(self, pcm: bytes) -> None:
+        self.samples += len(pcm) // (2 * self.channels)
+        self.held += pcm
+        fb = self.frame_bytes
+        whole = len(self.held) - len(self.held) % fb
+        for i in range(0, whole, fb):
+            self._packet(self.encoder.encode(bytes(self.held[i : i + fb])))
+        del self.held[:whole]
+
+    def _packet(self, packet: bytes) -> None:
+        if self.last is not None:
+            self.f.write(self.writer.write(self.last))
+        self.last = packet
+
+    def close(self) -> None:
+        if self.held:
+            self._packet(self.encoder.encode(bytes(self.held) + bytes(self.frame_bytes - len(self.held))))
+            self.held.clear()
+        if self.last is None:
+            self.f.write(self.writer.close())
+        else:
+            tail = self.writer.write(self.last) + self.writer.close()
+            self.f.write(end_trim(tail, self.pre_skip + self.samples * self.factor))
+        self.f.close()
+
+
+def end_trim(pages: bytes, end_granule: int) -> bytes:
+    """The final pages of an Ogg stream with the last page holding a packet made the EOS page
+    and given ``end_granule`` (RFC 7845 end trimming); an empty EOS page after it is dropped.
+    (``OggOpusWriter`` pages granules from packet durations only.)"""
+    found = []
+    pos = 0
+    while pos < len(pages):
+        nseg = pages[pos + 26]
+        size = 27 + nseg + sum(pages[pos + 27 : pos + 27 + nseg])
+        found.append(bytearray(pages[pos : pos + size]))
+        pos += size
+    while found and struct.unpack_from("<q", found[-1], 6)[0] == -1 and found[-1][26] == 0:
+        found.pop()  # the writer's empty EOS page
+    last = found[-1]
+    last[5] |= 0x04
+    struct.pack_into("<q", last, 6, end_granule)
+    struct.pack_into("<I", last, 22, 0)
+    struct.pack_into("<I", last, 22, ogg_crc32(bytes(last)))
+    return b"".join(bytes(p) for p in found)
+
+
+def open_sink(path: Path, fmt: str, rate: int, channels: int, *, bitrate: int | None = None,
+              frame_ms: float = 20) -> Sink:
+    if fmt == "wav":
+        return WavSink(path, rate, channels)
+    if fmt == "opus":
+        return OpusSink(path, rate, channels, bitrate=bitrate, frame_ms=frame_ms)
+    return RawSink(path, rate, channels, codec=None if fmt == "raw" else fmt)
+
+
+# ---------------------------------------------------------------------------- the pipeline
+
+
+def convert_file(source: Source, sink: Sink, progress: object | None = None) -> int:
+    """Stream ``source`` into ``sink``, resampling when the rates differ (time-aligned:
+    exactly ``floor(N * out / in)`` samples come out of ``N``). Returns the samples written."""
+    if source.channels != sink.channels:
+        raise AudioFileError(f"{source.channels} channels in, {sink.channels} out: channel mixing is not done")
+    resampler = Resampler(source.rate, sink.rate, channels=source.channels) if source.rate != sink.rate else None
+    skip = resampler.delay_samples * 2 * source.channels if resampler else 0
+    written = 0
+    fb = 2 * source.channels
+
+    def put(pcm: bytes) -> None:
+        nonlocal skip, written
+        if skip:
+            cut = min(skip, len(pcm))
+            pcm, skip = pcm[cut:], skip - cut
+        if pcm:
+            sink.write(pcm)
+            written += len(pcm) // fb
+
+    for pcm, nbytes in source.blocks():
+        put(resampler.process(pcm) if resampler else pcm)
+        if progress is not None:
+            progress.update(nbytes)  # type: ignore[attr-defined]
+    if resampler:
+        put(resampler.flush())
+    sink.close()
+    return written
+
+
+__all__ = [
+    "EXTENSIONS", "FORMATS", "OPUS_RATES", "AudioFileError", "OpusSink", "Sink", "Source",
+    "convert_file", "end_trim", "format_of", "open_sink", "open_source",
+]

@@ -1,0 +1,272 @@
+"""HTTP/2 plumbing shared by the Sora gateway and its client: an asyncio protocol around an
+``h2`` connection that sends with flow control and transport back-pressure.
+
+Reading is pushed to the subclass as h2 events (:meth:`H2Protocol.handle_event`); writing goes
+through :meth:`H2Protocol.send_data`, which waits for the peer's window and for the transport
+to drain, so a peer that stops reading makes the sender wait rather than buffer without
+bound. Not thread-safe: everything runs on the event loop that owns the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+#: The client connection preface (RFC 9113 section 3.4).
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#: Flow-control window we grant each stream (bytes); the connection gets ``CONNECTION_WINDOW``.
+STREAM_WINDOW = 1 << 18
+CONNECTION_WINDOW = 1 << 24
+
+
+class H2Protocol(asyncio.Protocol):
+    """Owns one ``h2`` connection on one transport. Subclasses implement
+    :meth:`handle_event` and may override :meth:`closed`."""
+
+    def __init__(self, client_side: bool) -> None:
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=client_side, header_encoding=None)
+        )
+        self.transport: asyncio.Transport | None = None
+        self.lost: BaseException | None = None
+        self.is_lost = False
+        self._writable: asyncio.Future[None] | None = None
+        self._windows: dict[int, asyncio.Future[None]] = {}
+        self._flush_pending = False
+        # GOAWAY filter state (see _filter_goaway)
+        self._skip = 0 if client_side else len(PREFACE)
+        self._hdr = b""
+        self._remaining = 0
+        self._goaway: bytearray | None = None
+        self._goaway_need = 0
+        #: The peer's graceful GOAWAY: the last stream id it will process (None: none yet).
+        self.peer_goaway: int | None = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def start_h2(self, settings: dict[h2.settings.SettingCodes, int], connection_window: int = CONNECTION_WINDOW) -> None:
+        """Send our preface/SETTINGS with ``settings`` and open the connection window."""
+        self.conn.local_settings = h2.settings.Settings(
+            client=self.conn.config.client_side, initial_values=settings
+        )
+        self.conn.max_inbound_frame_size = self.conn.local_settings.max_frame_size
+        self.conn.initiate_connection()
+        extra = connection_window - 65535
+        if extra > 0:
+            self.conn.increment_flow_control_window(extra)
+        self.flush()
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def feed_h2(self, data: bytes) -> None:
+        """Hand received bytes to h2 and dispatch the events; a protocol violation ends the
+        connection with GOAWAY."""
+        data = self._filter_goaway(data)
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self.protocol_error(exc)
+            return
+        for event in events:
+            if isinstance(event, h2.events.WindowUpdated):
+                self._wake_window(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                self._wake_window(event.stream_id, ConnectionResetError("stream reset by peer"))
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                self._wake_window(0)
+            self.handle_event(event)
+        self.flush()
+
+    def _filter_goaway(self, data: bytes) -> bytes:
+        """``data`` less any GOAWAY frame with NO_ERROR, which goes to :meth:`goaway_received`.
+
+        h2 closes its state machine on any GOAWAY and then refuses every later frame, where
+        RFC 9113 section 6.8 has streams up to the last stream id finish normally: a graceful
+        GOAWAY is therefore handled here and never shown to h2 (other GOAWAYs pass through).
+        Tracks frame boundaries only; payloads pass through untouched."""
+        out: list[bytes | memoryview] = []
+        view = memoryview(data)
+        i, n = 0, len(data)
+        if self._skip:
+            take = min(self._skip, n)
+            out.append(view[:take])
+            self._skip -= take
+            i = take
+        while i < n:
+            if self._remaining:
+                take = min(self._remaining, n - i)
+                out.append(view[i : i + take])
+                self._remaining -= take
+                i += take
+            elif self._goaway is not None:
+                take = min(self._goaway_need, n - i)
+                self._goaway += view[i : i + take]
+                self._goaway_need -= take
+                i += take
+                if not self._goaway_need:
+                    frame, self._goaway = bytes(self._goaway), None
+                    if int.from_bytes(frame[13:17], "big") == 0:
+                        self.peer_goaway = int.from_bytes(frame[9:13], "big") & 0x7FFFFFFF
+                        self.goaway_received(self.peer_goaway)
+                    else:
+                        out.append(frame)
+            else:
+                take = min(9 - len(self._hdr), n - i)
+                self._hdr += view[i : i + take]
+                i += take
+                if len(self._hdr) < 9:
+                    break
+                length, kind = int.from_bytes(self._hdr[:3], "big"), self._hdr[3]
+                if kind == 7 and length >= 8:
+                    self._goaway, self._goaway_need = bytearray(self._hdr), length
+                else:
+                    out.append(self._hdr)
+                    self._remaining = length
+                self._hdr = b""
+        return data if len(out) == 1 and out[0] is view else b"".join(out)
+
+    def goaway_received(self, last_stream_id: int) -> None:
+        """The peer sent a graceful GOAWAY (override)."""
+
+    def protocol_error(self, exc: Exception) -> None:
+        code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+        try:
+            self.conn.close_connection(error_code=code)
+            self.flush_now()
+        except h2.exceptions.ProtocolError:
+            pass
+        self.close_transport()
+
+    def handle_event(self, event: h2.events.Event) -> None:
+        """One h2 event (override)."""
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        waiter, self._writable = self._writable, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.is_lost = True
+        self.lost = exc or ConnectionResetError("connection closed")
+        for stream_id in list(self._windows):
+            self._wake_window(stream_id, self.lost)
+        waiter, self._writable = self._writable, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("connection closed"))
+            waiter.exception()  # nobody may be waiting: do not warn about it
+        self.closed()
+
+    def closed(self) -> None:
+        """The transport is gone (override)."""
+
+    # ------------------------------------------------------------------ sending
+
+    def flush(self) -> None:
+        """Write what h2 has queued, once per event-loop iteration: every frame produced in
+        one iteration (result lines of many streams, window updates) goes out in one write,
+        at the end of that iteration."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self.flush_now)
+
+    def close_transport(self) -> None:
+        """Write what is queued, then close the transport."""
+        if self.transport is not None:
+            self.flush_now()
+            self.transport.close()
+
+    def flush_now(self) -> None:
+        """Write what h2 has queued, now."""
+        self._flush_pending = False
+        data = self.conn.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _wake_window(self, stream_id: int, exc: BaseException | None = None) -> None:
+        targets: Sequence[int] = list(self._windows) if stream_id == 0 else [stream_id]
+        for sid in targets:
+            waiter = self._windows.pop(sid, None)
+            if waiter is not None and not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+                    waiter.exception()
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is over its high-water mark."""
+        if self.is_lost:
+            raise ConnectionResetError("connection closed")
+        if self._writable is not None:
+            await asyncio.shield(self._writable)
+
+    async def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Send ``data`` on a stream: one DATA frame when it fits the peer's frame size and
+        window, more otherwise, waiting for window updates as needed. Raises
+        ``ConnectionResetError`` when the stream or connection goes away first."""
+        pos, n = 0, len(data)
+        while True:
+            if self.is_lost:
+                raise ConnectionResetError("connection closed")
+            try:
+                window = self.conn.local_flow_control_window(stream_id)
+            except h2.exceptions.StreamClosedError:
+                raise ConnectionResetError("stream closed") from None
+            if n - pos and window <= 0:
+                waiter = self._windows.get(stream_id)
+                if waiter is None:
+                    waiter = self._windows[stream_id] = asyncio.get_running_loop().create_future()
+                await waiter
+                continue
+            size = min(window, n - pos, self.conn.max_outbound_frame_size)
+            last = pos + size == n
+            try:
+                self.conn.send_data(stream_id, data[pos : pos + size], end_stream=end_stream and last)
+            except h2.exceptions.StreamClosedError:
+                raise ConnectionResetError("stream closed") from None
+            self.flush()
+            pos += size
+            await self.drain()
+            if last:
+                return
+
+    def end_stream(self, stream_id: int) -> None:
+        """END_STREAM on our side of a stream (no-op if the stream is gone)."""
+        try:
+            self.conn.end_stream(stream_id)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            return
+        self.flush()
+
+    def reset_stream(self, stream_id: int, code: int = 0) -> None:
+        """RST_STREAM (default NO_ERROR); no-op if the stream is already closed."""
+        try:
+            self.conn.reset_stream(stream_id, code)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            return
+        self._wake_window(stream_id, ConnectionResetError("stream reset"))
+        self.flush()
+
+    def acknowledge(self, stream_id: int, nbytes: int) -> None:
+        """Give ``nbytes`` of flow-control window back to the peer (stream and connection)."""
+        if nbytes:
+            try:
+                self.conn.acknowledge_received_data(nbytes, stream_id)
+            except h2.exceptions.ProtocolError:
+                return
+            self.flush()

@@ -1,0 +1,243 @@
+"""Configuration of the Sora gateway: a file of ``key = value`` lines with the reference
+gateway's key names (Suzu's ``config.ini``), overridden by command-line flags.
+
+File syntax (what Suzu's INI files use): one ``key = value`` per line; ``#`` or ``;`` starts a
+comment line; keys are case-insensitive; a value may be quoted with ``"`` or ``'``; booleans
+are ``true/false``, ``yes/no``, ``on/off``, ``1/0``, ``t/f`` (any case); ``[section]`` lines
+only group keys (the keys read the same in any section). Keys of the reference gateway that
+this gateway does not implement (its logging, Prometheus exporter, AWS/GCP settings) are
+accepted and reported in :attr:`SoraConfig.ignored`; any other key is an error, so a typo
+never passes silently. Every error is a :class:`ConfigError` naming the line and key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from audiocore._ext.errors import AudioCoreError
+from audiocore.protocols.sora import MAX_LENGTH
+
+__all__ = ["ConfigError", "SoraConfig", "load_config", "parse_config"]
+
+
+class ConfigError(AudioCoreError, ValueError):
+    """A bad configuration file or value. ``line`` is the 1-based line (None for a flag or a
+    cross-key check), ``key`` the key concerned."""
+
+    def __init__(self, message: str, key: str | None = None, line: int | None = None) -> None:
+        where = f"line {line}: " if line is not None else ""
+        super().__init__(where + message)
+        self.key = key
+        self.line = line
+
+
+@dataclass(frozen=True, slots=True)
+class SoraConfig:
+    """Settings of :class:`audiocore.gateway.sora.SoraServer`. Field names are the file's keys."""
+
+    listen_addr: str = "127.0.0.1"
+    #: TCP port; 0 picks a free one (see ``SoraServer.port``).
+    listen_port: int = 5890
+    #: h2 over TLS (ALPN ``h2``) instead of cleartext h2c.
+    https: bool = False
+    tls_fullchain_file: str = ""
+    tls_privkey_file: str = ""
+    #: A PEM file or a directory of PEM files: client certificates are then required and
+    #: checked against these CAs.
+    tls_verify_cacert_path: str = ""
+    #: Header mode (20-byte header per packet); raw mode (a read is a packet) when false.
+    audio_streaming_header: bool = False
+    #: Insert the 3-byte Opus silence when no packet arrives for this long (ms; 0: 10000).
+    time_to_wait_for_opus_packet_ms: int = 10000
+    disable_silent_packet: bool = False
+    #: Recognizer behind ``POST /speech``: ``ogg``, ``test``, ``dump``, ``http`` or one
+    #: registered with the server.
+    service: str = "test"
+    #: Where the ``ogg`` service (and ``enable_ogg_file_output``) writes
+    #: ``{session}-{connection}.ogg``.
+    ogg_dir: str = "."
+    #: Also write the Ogg file for services other than ``ogg``.
+    enable_ogg_file_output: bool = False
+    #: The ``dump`` service appends one JSON line per packet here.
+    dump_file: str = "./dump.jsonl"
+    #: OpusHead input rate and channel count of the Ogg stream (Sora sends 48 kHz Opus).
+    audio_sample_rate: int = 48000
+    audio_channel_count: int = 1
+    #: The largest Opus packet accepted (bytes; header mode's limit is 0xFFFFFF).
+    max_payload_length: int = 65536
+    http2_max_concurrent_streams: int = 250
+    #: SETTINGS_MAX_FRAME_SIZE we announce (16384-16777215).
+    http2_max_read_frame_size: int = 16384
+    #: Close a connection with no open stream after this many seconds (0: never).
+    http2_idle_timeout: int = 0
+    #: Milliseconds ``close()`` lets open streams finish before cutting them.
+    shutdown_timeout_ms: int = 5000
+    #: The ``http`` example recognizer's upstream URL (``http://`` h2c or ``https://``).
+    recognizer_url: str = ""
+    #: Keys of the reference gateway found in the file and not implemented here.
+    ignored: tuple[str, ...] = field(default=(), compare=False)
+
+    def replace(self, **changes: Any) -> SoraConfig:
+        """A copy with ``changes`` applied and checked."""
+        return dataclasses.replace(self, **changes).checked()
+
+    def checked(self) -> SoraConfig:
+        """Self, after the checks across keys; raises :class:`ConfigError`."""
+        try:
+            ipaddress.ip_address(self.listen_addr)
+        except ValueError:
+            raise ConfigError(f"listen_addr: {self.listen_addr!r} is not an IP address", "listen_addr") from None
+        _bounded("listen_port", self.listen_port, 0, 65535)
+        _bounded("time_to_wait_for_opus_packet_ms", self.time_to_wait_for_opus_packet_ms, 0, 3_600_000)
+        _bounded("audio_sample_rate", self.audio_sample_rate, 1, 384000)
+        _bounded("audio_channel_count", self.audio_channel_count, 1, 2)
+        _bounded("max_payload_length", self.max_payload_length, 1, MAX_LENGTH)
+        _bounded("http2_max_concurrent_streams", self.http2_max_concurrent_streams, 1, (1 << 31) - 1)
+        _bounded("http2_max_read_frame_size", self.http2_max_read_frame_size, 16384, (1 << 24) - 1)
+        _bounded("http2_idle_timeout", self.http2_idle_timeout, 0, 1 << 31)
+        _bounded("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 3_600_000)
+        if not self.service:
+            raise ConfigError("service: empty", "service")
+        if self.https and not (self.tls_fullchain_file and self.tls_privkey_file):
+            raise ConfigError("https needs tls_fullchain_file and tls_privkey_file", "https")
+        if self.tls_verify_cacert_path and not self.https:
+            raise ConfigError("tls_verify_cacert_path needs https = true", "tls_verify_cacert_path")
+        return self
+
+    @property
+    def wait_ms(self) -> int:
+        """The silence filler's timeout in ms (the reference reads 0 as 10000)."""
+        return self.time_to_wait_for_opus_packet_ms or 10000
+
+
+def _bounded(key: str, value: int, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{key}: {value!r} is not an integer in [{low}, {high}]", key)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(SoraConfig) if f.name != "ignored"}
+_TYPES: dict[str, type] = {name: type(f.default) for name, f in _FIELDS.items()}  # bool, int or str
+
+#: Keys of the reference gateway (Suzu) this gateway accepts and ignores: its logging,
+#: Prometheus exporter, basic auth, retry and cloud-service settings.
+REFERENCE_ONLY_KEYS = frozenset(
+    """debug exporter_https exporter_listen_addr exporter_listen_port log_dir log_name log_stdout
+    log_rotate_max_size log_rotate_max_backups log_rotate_max_age log_rotate_compress
+    log_message_key_name log_timestamp_key_name debug_console_log debug_console_log_json
+    skip_basic_auth basic_auth_username basic_auth_password max_retry retry_interval_ms
+    retry_targets final_result_only minimum_confidence_score minimum_transcribed_time
+    aws_region aws_enable_partial_results_stabilization aws_partial_results_stability
+    aws_enable_channel_identification aws_credential_file aws_profile aws_result_channel_id
+    aws_result_is_partial aws_result_id aws_http_disable_keep_alives
+    aws_http_idle_conn_timeout_sec aws_http_max_idle_conns aws_http_max_idle_conns_per_host
+    aws_http_max_conns_per_host aws_http_response_header_timeout_ms
+    aws_http_expect_continue_timeout_ms aws_http_tls_handshake_timeout_ms gcp_single_utterance
+    gcp_interim_results gcp_credential_file gcp_enable_separate_recognition_per_channel
+    gcp_alternative_language_codes gcp_max_alternatives gcp_profanity_filter
+    gcp_enable_word_time_offsets gcp_enable_word_confidence gcp_enable_automatic_punctuation
+    gcp_enable_spoken_punctuation gcp_enable_spoken_emojis gcp_model gcp_use_enhanced
+    gcp_result_is_final gcp_result_stability""".split()
+)
+
+_TRUE = {"1", "t", "true", "y", "yes", "on"}
+_FALSE = {"0", "f", "false", "n", "no", "off"}
+#: Largest configuration file read (bytes): a config is a few KiB.
+MAX_FILE_BYTES = 1 << 20
+
+
+def convert(key: str, text: str, line: int | None = None) -> bool | int | str:
+    """``text`` as the type of ``key`` (bool, int or str); raises :class:`ConfigError`."""
+    kind = _TYPES.get(key)
+    if kind is None:
+        raise ConfigError(f"unknown key {key!r}", key, line)
+    if kind is bool:
+        low = text.lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"{key}: {text!r} is not a boolean", key, line)
+    if kind is int:
+        body = text[1:] if text[:1] in "+-" else text
+        if not body.isascii() or not body.isdigit() or len(body) > 12:
+            raise ConfigError(f"{key}: {text!r} is not an integer", key, line)
+        return int(text)
+    return text
+
+
+def parse_config(text: str) -> dict[str, bool | int | str]:
+    """The settings of a configuration file's text, typed, keys lower-cased; reference-only
+    keys are returned under ``"ignored"`` as a tuple of names. Raises :class:`ConfigError`."""
+    values: dict[str, Any] = {}
+    ignored: list[str] = []
+    seen: dict[str, int] = {}
+    for number, raw in enumerate(text.split("\n"), 1):  # only \n ends a line (not \x1e, \u2028...)
+        stripped = raw.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if stripped[0] == "[":
+            if not stripped.endswith("]") or len(stripped) < 3:
+                raise ConfigError(f"malformed section header {stripped[:40]!r}", None, number)
+            continue
+        key, sep, value = stripped.partition("=")
+        key = key.strip().lower()
+        if not sep or not key:
+            raise ConfigError(f"expected 'key = value', got {stripped[:40]!r}", key if sep and key else None, number)
+        if key in seen:
+            raise ConfigError(f"{key!r} given twice (first on line {seen[key]})", key, number)
+        seen[key] = number
+        value = _unquote(value.strip(), key, number)
+        if key in REFERENCE_ONLY_KEYS:
+            ignored.append(key)
+            continue
+        values[key] = convert(key, value, number)
+    values["ignored"] = tuple(ignored)
+    return values
+
+
+def _unquote(value: str, key: str, line: int) -> str:
+    if value[:1] in ('"', "'"):
+        quote = value[0]
+        end = value.find(quote, 1)
+        if end < 0:
+            raise ConfigError(f"{key}: unterminated quote", key, line)
+        rest = value[end + 1 :].strip()
+        if rest and rest[0] not in "#;":
+            raise ConfigError(f"{key}: text after the closing quote", key, line)
+        return value[1:end]
+    for mark in (" #", " ;", "\t#", "\t;"):  # an inline comment after whitespace
+        cut = value.find(mark)
+        if cut >= 0:
+            value = value[:cut].rstrip()
+    return value
+
+
+def from_mapping(values: Mapping[str, Any], base: SoraConfig | None = None) -> SoraConfig:
+    """A config from typed values (as :func:`parse_config` returns), over ``base``."""
+    unknown = set(values) - set(_FIELDS) - {"ignored"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"unknown key {key!r}", key)
+    return dataclasses.replace(base or SoraConfig(), **values).checked()
+
+
+def load_config(path: str | Path, base: SoraConfig | None = None) -> SoraConfig:
+    """Read and check a configuration file (UTF-8, at most 1 MiB)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8", None, line) from None
+    return from_mapping(parse_config(text), base)

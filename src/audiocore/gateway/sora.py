@@ -1,0 +1,696 @@
+"""The Sora audio streaming gateway: an HTTP/2 server (h2c with prior knowledge, or h2 over
+TLS with ALPN and optional client certificates) compatible with the reference gateway (Suzu).
+
+```python
+async with SoraServer(SoraConfig(listen_port=0, service="ogg", ogg_dir=tmp)) as server:
+    print(server.url)              # http://127.0.0.1:<port>; POST {url}/speech
+    await server.serve_forever()   # or do other work; leaving the block shuts down cleanly
+```
+
+Paths: ``POST /speech`` (the configured service), ``POST /test``, ``POST /dump``, ``GET /.ok``
+(``{"version": ...}``); a trailing slash is ignored. Per stream: the ``sora-*`` headers are
+read (no ``sora-audio-streaming-language-code``: bare 500, as the reference), the recognizer is
+opened, and only then ``200`` is sent (a refusal is a bare status). The body's Opus packets
+(header mode or raw mode) go, with silence fillers for pauses, through an Ogg Opus writer (one
+page per packet) to the recognizer; its results go back one DATA frame per line as they come.
+A bad body (a length over the limits, an invalid Opus packet) or a recognizer error ends the
+response with a ``{"type":"error","reason":...}`` line. Non-HTTP/2 requests get 400 (``GET
+/.ok`` is answered over HTTP/1.1 too, for load balancers).
+
+Flow control: received DATA is acknowledged at once while fewer than ``QUEUE_HIGH`` bytes of
+a stream's packets wait for its recognizer; past that the acknowledgements wait, so the
+client's window closes and memory per stream stays bounded (queue + window + one packet).
+Everything runs on one event loop; a server object is used from that loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import time
+from collections import deque
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import hyperframe.frame
+
+from audiocore._ext.errors import DecodeError, ProtocolError
+from audiocore._ext.ogg import OggOpusWriter
+from audiocore._ext.opus import opus_packet_samples
+from audiocore.gateway._h2 import PREFACE, STREAM_WINDOW, H2Protocol
+from audiocore.gateway.config import SoraConfig
+from audiocore.gateway.recognizers import (
+    RECOGNIZERS,
+    AudioChunk,
+    OggFile,
+    Recognizer,
+    RecognizerRefused,
+    RecognizerStream,
+    StreamInfo,
+    result_line,
+)
+from audiocore.protocols import sora
+
+__all__ = ["QUEUE_HIGH", "SoraServer", "server_ssl_context"]
+
+log = logging.getLogger("audiocore.gateway.sora")
+
+#: Bytes of packets waiting for a stream's recognizer past which DATA is not acknowledged.
+QUEUE_HIGH = 1 << 16
+_QUEUE_LOW = 1 << 14
+#: Largest HTTP/1.1 request head read before answering (bytes).
+_H1_MAX_HEAD = 1 << 14
+#: Seconds a stream whose client went away may take to finish its recognizer's work.
+_ABORT_GRACE = 10.0
+#: Seconds a connection may take to send the HTTP/2 preface or an HTTP/1.1 request head.
+_FIRST_BYTES_TIMEOUT = 10.0
+_SPEECH_PATHS = ("/speech", "/test", "/dump")
+_END = object()
+
+
+def server_ssl_context(config: SoraConfig) -> ssl.SSLContext:
+    """The TLS context ``config`` asks for: its certificate chain and key, ALPN ``h2`` (and
+    ``http/1.1``, answered with 400), TLS 1.2+ with the AEAD suites HTTP/2 requires, and, with
+    ``tls_verify_cacert_path`` (a PEM file or a directory of them), client certificates
+    required and verified."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
+    context.load_cert_chain(config.tls_fullchain_file, config.tls_privkey_file)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    ca = config.tls_verify_cacert_path
+    if ca:
+        files = sorted(p for p in Path(ca).iterdir() if p.is_file()) if os.path.isdir(ca) else [Path(ca)]
+        for path in files:
+            context.load_verify_locations(cafile=str(path))
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class SoraServer:
+    """The gateway. ``recognizers`` adds or replaces services by name (instances of
+    :class:`~audiocore.gateway.recognizers.Recognizer`); the built-in ones are made from
+    ``config`` on first use. Use as ``async with``, or ``await start()`` / ``await close()``."""
+
+    def __init__(
+        self,
+        config: SoraConfig | None = None,
+        *,
+        recognizers: Mapping[str, Recognizer] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.config = (config or SoraConfig()).checked()
+        self._recognizers: dict[str, Recognizer] = dict(recognizers or {})
+        self._ssl = ssl_context
+        self._server: asyncio.Server | None = None
+        self._port: int | None = None
+        self.connections: set[_Connection] = set()
+        self.closing = False
+        self._idle = asyncio.Event()
+        self.version = _version()
+        if self.config.service not in self._recognizers and self.config.service not in RECOGNIZERS:
+            raise ValueError(f"unknown service {self.config.service!r}; known: "
+                             f"{', '.join(sorted({*RECOGNIZERS, *self._recognizers}))}")
+
+    def recognizer(self, service: str) -> Recognizer:
+        """The recognizer serving ``service`` (made on first use)."""
+        found = self._recognizers.get(service)
+        if found is None:
+            found = self._recognizers[service] = RECOGNIZERS[service](self.config)
+        return found
+
+    async def start(self) -> None:
+        """Bind and listen (``listen_port`` 0: any free port, see :attr:`port`). The
+        configured service's recognizer is made first, so a bad setting fails here."""
+        self.recognizer(self.config.service)
+        context = None
+        if self.config.https:
+            context = self._ssl or server_ssl_context(self.config)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self), self.config.listen_addr, self.config.listen_port,
+            ssl=context, ssl_handshake_timeout=10.0 if context else None, reuse_address=True,
+        )
+        self._port = int(self._server.sockets[0].getsockname()[1])
+        log.info("listening on %s (service %s, %s mode)", self.url, self.config.service,
+                 "header" if self.config.audio_streaming_header else "raw")
+
+    @property
+    def port(self) -> int:
+        """The TCP port listened on."""
+        assert self._port is not None, "start() first"
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (``https://`` with TLS): append ``/speech`` etc."""
+        host = self.config.listen_addr
+        host = f"[{host}]" if ":" in host else host
+        return f"{'https' if self.config.https else 'http'}://{host}:{self.port}"
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled."""
+        assert self._server is not None, "start() first"
+        await self._server.serve_forever()
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop listening, send GOAWAY, let open streams finish for ``timeout`` seconds
+        (default ``shutdown_timeout_ms``), then cut what is left and close the recognizers."""
+        if self._server is None:
+            return
+        self.closing = True
+        self._server.close()
+        for conn in list(self.connections):
+            conn.goaway()
+        wait = self.config.shutdown_timeout_ms / 1000 if timeout is None else timeout
+        if self.connections:
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), wait)
+            except TimeoutError:
+                pass
+        for conn in list(self.connections):
+            await conn.abort()
+        for rec in self._recognizers.values():
+            await rec.aclose()
+        self._server = None
+
+    def _gone(self, conn: _Connection) -> None:
+        self.connections.discard(conn)
+        if not self.connections:
+            self._idle.set()
+
+    async def __aenter__(self) -> SoraServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _version() -> str:
+    from audiocore import __version__
+
+    return __version__
+
+
+class _Connection(H2Protocol):
+    """One client connection: h2 after the preface (or ALPN h2), else HTTP/1.1 answered 400."""
+
+    def __init__(self, server: SoraServer) -> None:
+        super().__init__(client_side=False)
+        self.server = server
+        self.config = server.config
+        self.mode: str | None = None  # None: sniffing, "h2", "h1"
+        self.head = b""
+        self.answered = False  # HTTP/1.1: the answer is out, the rest is discarded
+        self.streams: dict[int, _Stream] = {}
+        self.goaway_sent: int | None = None
+        self.peer: Any = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server.connections.add(self)
+        self.peer = transport.get_extra_info("peername")
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            if ssl_object.selected_alpn_protocol() == "h2":
+                self._start_h2()
+            else:
+                self.mode = "h1"
+        asyncio.get_running_loop().call_later(_FIRST_BYTES_TIMEOUT, self._check_started)
+        self._arm_idle()
+
+    def _check_started(self) -> None:
+        if (self.mode is None or (self.mode == "h1" and not self.answered)) and self.transport is not None:
+            self.transport.close()  # no HTTP/2 preface, nor a whole HTTP/1.1 request head, in time
+
+    def _start_h2(self) -> None:
+        self.mode = "h2"
+        codes = h2.settings.SettingCodes
+        self.start_h2({
+            codes.MAX_CONCURRENT_STREAMS: self.config.http2_max_concurrent_streams,
+            codes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            codes.MAX_FRAME_SIZE: self.config.http2_max_read_frame_size,
+            codes.MAX_HEADER_LIST_SIZE: 1 << 16,
+            codes.ENABLE_PUSH: 0,
+        })
+        if self.server.closing:
+            self.goaway()
+
+    def data_received(self, data: bytes) -> None:
+        if self.mode == "h2":
+            self.feed_h2(data)
+            return
+        if self.mode is None:
+            self.head += data
+            if self.head[: len(PREFACE)] == PREFACE[: len(self.head)]:
+                if len(self.head) < len(PREFACE):
+                    return
+                self._start_h2()
+                data, self.head = self.head, b""
+                self.feed_h2(data)
+                return
+            self.mode = "h1"
+            data, self.head = self.head, b""
+        self._h1_data(data)
+
+    # ------------------------------------------------------------------ HTTP/1.1: 400
+
+    def _h1_data(self, data: bytes) -> None:
+        if self.answered:
+            return
+        self.head += data
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0 and len(self.head) <= _H1_MAX_HEAD:
+            return
+        request_line = self.head.split(b"\r\n", 1)[0].split(b" ")
+        method = request_line[0] if request_line else b""
+        target = request_line[1].split(b"?", 1)[0].rstrip(b"/") if len(request_line) == 3 else b""
+        if end < 0:
+            status, body = 431, b""
+        elif target == b"/.ok" and method in (b"GET", b"HEAD"):
+            status, body = 200, self._version_body()
+        elif target.decode("latin-1") in _SPEECH_PATHS:
+            status, body = 400, b""  # Sora's audio streaming is HTTP/2 only
+            log.info("refused a non-HTTP/2 request for %s from %s", target.decode("latin-1"), self.peer)
+        elif len(request_line) != 3 or not request_line[2].startswith(b"HTTP/1."):
+            status, body = 400, b""
+        else:
+            status, body = 404, b""
+        self.answered, self.head = True, b""
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 431: "Request Header Fields Too Large"}
+        head = (f"HTTP/1.1 {status} {reason[status]}\r\ncontent-length: {len(body)}\r\n"
+                + ("content-type: application/json\r\n" if body else "")
+                + "connection: close\r\n\r\n").encode("ascii")
+        assert self.transport is not None
+        self.transport.write(head + (body if method != b"HEAD" else b""))
+        # Half-close and let the client read the answer before the socket goes: closing with
+        # unread input would reset the connection under it.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        asyncio.get_running_loop().call_later(2.0, self.transport.close)
+
+    def _version_body(self) -> bytes:
+        return b'{"version":"%s"}\n' % self.server.version.encode("ascii")
+
+    # ------------------------------------------------------------------ h2
+
+    def handle_event(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self._request(event.stream_id or 0, event.headers or [], event.stream_ended is not None)
+        elif isinstance(event, h2.events.DataReceived):
+            sid, flow = event.stream_id or 0, event.flow_controlled_length or 0
+            stream = self.streams.get(sid)
+            if stream is None:
+                self.acknowledge(sid, flow)
+            else:
+                stream.on_data(event.data or b"", flow)
+        elif isinstance(event, h2.events.StreamEnded):
+            stream = self.streams.get(event.stream_id or 0)
+            if stream is not None:
+                stream.on_end()
+        elif isinstance(event, h2.events.StreamReset):
+            stream = self.streams.get(event.stream_id or 0)
+            if stream is not None:
+                stream.on_gone()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.close_transport()
+
+    def _request(self, sid: int, headers: list[tuple[bytes, bytes]], ended: bool) -> None:
+        if self.goaway_sent is not None and sid > self.goaway_sent:
+            self.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        pseudo = {name: value for name, value in headers if name.startswith(b":")}
+        method = pseudo.get(b":method", b"")
+        path = pseudo.get(b":path", b"").split(b"?", 1)[0].decode("latin-1")
+        if path != "/":
+            path = path.rstrip("/")
+        if path == "/.ok":
+            if method in (b"GET", b"HEAD"):
+                body = self._version_body()
+                self.respond(sid, 200, b"" if method == b"HEAD" else body, ended, length=len(body))
+            else:
+                self.respond(sid, 405, b"", ended)
+            return
+        if path not in _SPEECH_PATHS:
+            self.respond(sid, 404, b"", ended)
+            return
+        if method != b"POST":
+            self.respond(sid, 405, b"", ended)
+            return
+        names = [name.lower() for name, value in headers if value.strip()]
+        if b"sora-audio-streaming-language-code" not in names:
+            log.info("stream %d: MISSING-SORA-AUDIO-STREAMING-LANGUAGE-CODE", sid)
+            self.respond(sid, 500, b"", ended)
+            return
+        try:
+            info_headers = sora.parse_headers(headers)
+        except ProtocolError as exc:
+            log.info("stream %d: bad header: %s", sid, exc)
+            self.respond(sid, 400, b"", ended)
+            return
+        service = self.config.service if path == "/speech" else path[1:]
+        stream = _Stream(self, sid, path, service, info_headers)
+        self.streams[sid] = stream
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if ended:
+            stream.on_end()
+
+    def respond(self, sid: int, status: int, body: bytes, request_ended: bool, length: int | None = None) -> None:
+        """A complete response (a bare status when ``body`` is empty); then RST_STREAM
+        NO_ERROR if the request is still being sent, so the client stops."""
+        headers = [(":status", str(status)), ("content-length", str(len(body) if length is None else length))]
+        if body:
+            headers.append(("content-type", "application/json"))
+        try:
+            self.conn.send_headers(sid, headers, end_stream=not body)
+            if body:
+                self.conn.send_data(sid, body, end_stream=True)
+        except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+            return
+        if not request_ended:
+            self.reset_stream(sid, 0)
+        self.flush()
+
+    def goaway_received(self, last_stream_id: int) -> None:
+        if not self.streams:
+            self.close_transport()
+
+    def stream_done(self, stream: _Stream) -> None:
+        self.streams.pop(stream.sid, None)
+        if not self.streams:
+            if self.goaway_sent is not None or self.peer_goaway is not None:
+                self.close_transport()
+            else:
+                self._arm_idle()
+
+    def goaway(self) -> None:
+        """Announce shutdown: streams opened so far finish, newer ones are refused; the
+        connection closes when the last stream is done. (Written as a raw frame: h2 would
+        refuse all input after its own GOAWAY.)"""
+        if self.goaway_sent is not None or self.transport is None:
+            return
+        if self.mode != "h2":
+            self.transport.close()
+            return
+        self.goaway_sent = self.conn.highest_inbound_stream_id
+        self.flush_now()
+        frame = hyperframe.frame.GoAwayFrame(0)
+        frame.last_stream_id = self.goaway_sent
+        frame.error_code = 0
+        self.transport.write(frame.serialize())
+        if not self.streams:
+            self.transport.close()
+
+    async def abort(self) -> None:
+        """Cut every stream and the connection."""
+        for stream in list(self.streams.values()):
+            await stream.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _arm_idle(self) -> None:
+        idle = self.config.http2_idle_timeout
+        if idle and self._idle_timer is None:
+            self._idle_timer = asyncio.get_running_loop().call_later(idle, self._on_idle)
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        if not self.streams:
+            self.goaway()
+            self.close_transport()
+
+    def closed(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        for stream in list(self.streams.values()):
+            stream.on_gone()
+        self.server._gone(self)
+
+
+class _Stream:
+    """One ``POST /speech|/test|/dump`` exchange: packets in, result lines out."""
+
+    def __init__(self, conn: _Connection, sid: int, path: str, service: str, headers: sora.StreamHeaders) -> None:
+        config = conn.config
+        self.conn = conn
+        self.sid = sid
+        self.loop = asyncio.get_running_loop()
+        self.recognizer = conn.server.recognizer(service)
+        self.info = StreamInfo(path, headers, config.audio_sample_rate, config.audio_channel_count,
+                               conn.peer, config)
+        self.parser = sora.BodyParser(config.audio_streaming_header, config.max_payload_length)
+        self.inbox: deque[object] = deque()
+        self.queued = 0  # payload bytes in the inbox
+        self.deferred = 0  # flow-controlled bytes not yet acknowledged
+        self.client_ended = False  # END_STREAM received
+        self.request_done = False  # END_STREAM, reset, or a body error: no more packets
+        self.gone = False  # the client cannot receive any more
+        self.error: str | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
+        self._wait = config.wait_ms / 1000
+        self._last = self.loop.time()
+        self._timer = None if config.disable_silent_packet else self.loop.call_at(self._last + self._wait, self._tick)
+        self.task = self.loop.create_task(self.run(), name=f"sora stream {sid}")
+
+    # ------------------------------------------------------------------ input side
+
+    def _push(self, item: object) -> None:
+        self.inbox.append(item)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def on_data(self, data: bytes, flow: int) -> None:
+        if self.request_done:
+            self.conn.acknowledge(self.sid, flow)
+            return
+        try:
+            packets = self.parser.feed(data)
+            error = None
+        except ProtocolError:
+            packets, error = _salvage(self.parser, data)
+        if packets:
+            now = int(time.time() * 1000)
+            for p in packets:
+                self.queued += len(p.payload)
+                self._push(AudioChunk(p.payload, b"", False, p.timestamp_us, p.sequence, now))
+            self._last = self.loop.time()
+        if error is not None:
+            self.conn.acknowledge(self.sid, flow)
+            self._fail(f"PAYLOAD-TOO-LARGE: {error}" if error.field == "length" else str(error))
+        elif self.deferred or self.queued + self.parser.pending > QUEUE_HIGH:
+            self.deferred += flow
+        else:
+            self.conn.acknowledge(self.sid, flow)
+
+    def on_end(self) -> None:
+        self.client_ended = True
+        if not self.request_done:
+            self.request_done = True
+            if self.parser.pending:
+                self.error = f"the body ended inside a packet ({self.parser.pending} bytes left over)"
+            self._push(_END)
+
+    def on_gone(self) -> None:
+        """The client reset the stream or the connection went away: the audio so far is
+        finished normally (an Ogg file gets its EOS page), results are dropped."""
+        if self.gone:
+            return
+        self.gone = True
+        if not self.request_done:
+            self.request_done = True
+            self._push(_END)
+        self._abort_timer = self.loop.call_later(_ABORT_GRACE, self.task.cancel)
+
+    def _fail(self, reason: str) -> None:
+        self.error = reason
+        self.request_done = True
+        self._push(_END)
+
+    def _tick(self) -> None:
+        """The silence filler: a packet when none arrived for ``time_to_wait_for_opus_packet_ms``
+        (one timer per wait period, not per packet). Not while the gateway itself holds the
+        client back (packets queued, acknowledgements deferred)."""
+        if self.request_done:
+            self._timer = None
+            return
+        now = self.loop.time()
+        due = self._last + self._wait
+        if now >= due - 0.0005:
+            if not self.inbox and not self.deferred:
+                self._push(AudioChunk(sora.SILENCE_PACKET, b"", True, None, None, int(time.time() * 1000)))
+            self._last = now
+            due = now + self._wait
+        self._timer = self.loop.call_at(due, self._tick)
+
+    async def _next(self) -> object:
+        while not self.inbox:
+            self._waiter = self.loop.create_future()
+            await self._waiter
+        item = self.inbox.popleft()
+        if isinstance(item, AudioChunk) and not item.filler:
+            self.queued -= len(item.packet)
+            if self.deferred and self.queued <= _QUEUE_LOW:
+                self.conn.acknowledge(self.sid, self.deferred)
+                self.deferred = 0
+        return item
+
+    # ------------------------------------------------------------------ the exchange
+
+    async def run(self) -> None:
+        rs: RecognizerStream | None = None
+        try:
+            try:
+                rs = await self.recognizer.open(self.info)
+            except RecognizerRefused as exc:
+                log.info("stream %d: %s refused: %s", self.sid, self.recognizer.name, exc)
+                self._bare(exc.status)
+                return
+            except Exception:
+                log.exception("stream %d: opening %s failed", self.sid, self.recognizer.name)
+                self._bare(500)
+                return
+            if self.gone:
+                return
+            try:
+                self.conn.conn.send_headers(self.sid, [(":status", "200"), ("content-type", "application/json")])
+            except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+                return  # the stream went away meanwhile
+            self.conn.flush()
+            await self._exchange(rs)
+        except asyncio.CancelledError:
+            pass
+        except ConnectionResetError:
+            pass
+        finally:
+            for timer in (self._timer, self._abort_timer):
+                if timer is not None:
+                    timer.cancel()
+            if rs is not None:
+                try:
+                    await rs.aclose()
+                except Exception:
+                    log.exception("stream %d: closing the recognizer failed", self.sid)
+            if self.deferred:
+                self.conn.acknowledge(self.sid, self.deferred)
+                self.deferred = 0
+            self.conn.stream_done(self)
+
+    def _bare(self, status: int) -> None:
+        if not self.gone:
+            self.conn.respond(self.sid, status, b"", self.client_ended)
+        self.request_done = True
+
+    async def _exchange(self, rs: RecognizerStream) -> None:
+        feeder = self.loop.create_task(self._feed(rs))
+        pump = self.loop.create_task(self._pump(rs))
+        pending = {feeder, pump}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    exc = task.exception()
+                    if exc is not None and not isinstance(exc, ConnectionResetError):
+                        log.warning("stream %d: %s: %s", self.sid, self.recognizer.name, exc)
+                        self.error = self.error or f"{type(exc).__name__}: {exc}"
+                        for other in pending:
+                            other.cancel()
+                if pump in done and feeder in pending:
+                    feeder.cancel()  # nobody reads results any more
+        finally:
+            for task in (feeder, pump):
+                task.cancel()
+            await asyncio.gather(feeder, pump, return_exceptions=True)
+        if self.gone:
+            return
+        if self.error:
+            await self.conn.send_data(self.sid, sora.error_result(self.error))
+        self.conn.end_stream(self.sid)
+        if not self.client_ended:
+            self.conn.reset_stream(self.sid, 0)  # a complete response: the client may stop sending
+            self.request_done = True
+
+    async def _feed(self, rs: RecognizerStream) -> None:
+        config = self.conn.config
+        tee = None
+        if config.enable_ogg_file_output and self.recognizer.name != "ogg":
+            tee = OggFile(config.ogg_dir, self.info.headers.session_id, self.info.headers.connection_id)
+        paging = self.recognizer.wants_ogg or tee is not None
+        writer = OggOpusWriter(self.info.channels, input_rate=self.info.sample_rate, pre_skip=3840)
+        started = False
+        try:
+            while (item := await self._next()) is not _END:
+                assert isinstance(item, AudioChunk)
+                ogg = b""
+                if paging:
+                    try:
+                        ogg = writer.write(item.packet) if started else _first_pages(writer, item.packet)
+                    except DecodeError as exc:
+                        self._fail(f"INVALID-OPUS-PACKET: {exc}")
+                        break
+                    started = True
+                    if tee is not None:
+                        tee.write(ogg)
+                    if not self.recognizer.wants_ogg:
+                        ogg = b""
+                await rs.send(AudioChunk(item.packet, ogg, item.filler, item.timestamp_us, item.sequence,
+                                         item.received_ms) if ogg else item)
+            tail = writer.close() if started else b""
+            if tee is not None:
+                tee.write(tail)
+            await rs.end(tail if self.recognizer.wants_ogg else b"")
+        finally:
+            if tee is not None:
+                tee.close()
+
+    async def _pump(self, rs: RecognizerStream) -> None:
+        async for result in rs.results():
+            line = result_line(result)
+            if not self.gone:
+                try:
+                    await self.conn.send_data(self.sid, line)
+                except ConnectionResetError:
+                    self.gone = True
+
+    async def cancel(self) -> None:
+        self.gone = True
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+def _salvage(parser: sora.BodyParser, data: bytes) -> tuple[list[sora.Packet], ProtocolError]:
+    """The packets of ``data`` before the bad header that made ``parser.feed(data)`` raise,
+    and that error. ``BodyParser.feed`` is all-or-nothing, which would drop good packets
+    sharing a read with a bad header; halving the read finds them (error path only)."""
+    packets: list[sora.Packet] = []
+    pieces = [data]
+    while pieces:
+        piece = pieces.pop()
+        try:
+            packets += parser.feed(piece)
+        except ProtocolError as exc:
+            if len(piece) == 1:
+                return packets, exc
+            mid = len(piece) // 2
+            pieces += [piece[mid:], piece[:mid]]
+    raise AssertionError("the parser accepted every piece of what it refused whole")
+
+
+def _first_pages(writer: OggOpusWriter, packet: bytes) -> bytes:
+    """OpusHead and OpusTags pages, then the first packet's page. The packet is checked first
+    so a bad one leaves the writer untouched."""
+    opus_packet_samples(packet)
+    return writer.headers() + writer.write(packet)

@@ -1,0 +1,533 @@
+"""The Sora gateway over real sockets on loopback: our HTTP/2 client, curl (nghttp2) as an
+independent client, opusinfo/PyAV/OggOpusReader reading what the gateway wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import audiocore
+from audiocore.gateway.config import SoraConfig
+from audiocore.gateway.h2client import ClientStream, H2Client, client_ssl_context
+from audiocore.gateway.peers.sora_client import (
+    open_stream,
+    packets_from_ogg,
+    packets_from_wav,
+    sora_headers,
+    stream_opus,
+)
+from audiocore.gateway.sora import QUEUE_HIGH, SoraServer
+from audiocore.protocols.sora import SILENCE_PACKET, packet_bytes
+from conftest import DATA
+from gateway_util import make_pki, opusinfo, pyav_packets, run
+
+PACKETS = packets_from_ogg(DATA / "speech-20ms.opus")
+
+
+def config(tmp_path: Path, **changes: object) -> SoraConfig:
+    base = SoraConfig(listen_port=0, ogg_dir=str(tmp_path), dump_file=str(tmp_path / "dump.jsonl"),
+                      audio_streaming_header=True, time_to_wait_for_opus_packet_ms=500)
+    return base.replace(**changes)
+
+
+def ogg_packets(path: Path) -> list[bytes]:
+    return [p.data for p in audiocore.OggOpusReader().feed(path.read_bytes())]
+
+
+def body_of(packets: list[bytes], seq0: int = 0) -> bytes:
+    ts = 1_700_000_000_000_000
+    return b"".join(packet_bytes(ts + 20_000 * i, seq0 + i, p) for i, p in enumerate(packets))
+
+
+async def read_line(stream: ClientStream, timeout: float = 20) -> bytes:
+    """The next DATA chunk, which must be exactly one result line."""
+    chunk = await asyncio.wait_for(stream.read(), timeout)
+    assert chunk.endswith(b"\n") and chunk.count(b"\n") == 1, chunk
+    return chunk
+
+
+# ---------------------------------------------------------------------------- header mode
+
+
+def test_header_mode_awkward_splits_make_a_valid_ogg_with_fillers(tmp_path: Path) -> None:
+    packets = PACKETS[:120]
+    before, after = packets[:60], packets[60:]
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, service="ogg")) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/speech", sora_headers(session_id="sess", connection_id="conn"))
+            assert await stream.response() == 200
+            body = body_of(before)
+            cuts = [7, 18, 20, 23]  # mid timestamp, mid length field, end of header, in a payload
+            pos = 0
+            for cut in cuts:
+                await stream.send(body[pos:cut])
+                pos = cut
+            one_byte_end = pos + 400
+            while pos < one_byte_end:  # one byte per DATA frame for a stretch
+                await stream.send(body[pos : pos + 1])
+                pos += 1
+            rng = random.Random(7)
+            while pos < len(body):  # several packets per frame, and cuts anywhere
+                n = rng.randint(1, 700)
+                await stream.send(body[pos : pos + n])
+                pos += n
+            await asyncio.sleep(1.3)  # a pause past the 500 ms timeout: fillers
+            await stream.send(body_of(after, seq0=60))
+            await stream.end()
+            assert await stream.body() == b""  # the ogg service sends no results
+            assert stream.reset_code is None
+            await client.aclose()
+
+    run(scenario())
+    path = tmp_path / "sess-conn.ogg"
+    report = opusinfo(path)
+    assert "Channels: 1" in report and "Pre-skip: 3840" in report
+    got = ogg_packets(path)
+    assert pyav_packets(path) == got
+    fillers = [i for i, p in enumerate(got) if p == SILENCE_PACKET]
+    assert fillers and fillers == list(range(60, 60 + len(fillers))), fillers
+    assert 1 <= len(fillers) <= 3
+    assert got[:60] == before and got[60 + len(fillers):] == after
+    head = audiocore.OggOpusReader()
+    head.feed(path.read_bytes())
+    assert head.head is not None and head.head.input_rate == 48000 and head.head.channels == 1
+
+
+def test_test_path_sends_each_line_as_its_own_frame_while_the_stream_is_open(tmp_path: Path) -> None:
+    packets = PACKETS[:40]
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/test")
+            assert await stream.response() == 200
+            assert (b"content-type", b"application/json") in stream.headers
+            body = body_of(packets)
+            # each packet's line arrives before the next packet is sent, even when the packet
+            # itself was cut in two frames
+            pos = 0
+            for p in packets:
+                size = 20 + len(p)
+                half = random.Random(size).randint(1, size - 1)
+                await stream.send(body[pos : pos + half])
+                await stream.send(body[pos + half : pos + size])
+                pos += size
+                line = await read_line(stream)
+                assert json.loads(line) == {"channel_id": "ch_0", "message": f"n: {len(p)}", "type": "test"}
+                assert line == b'{"channel_id":"ch_0","message":"n: %d","type":"test"}\n' % len(p)
+            await stream.end()
+            assert await stream.read() == b""
+            await client.aclose()
+
+    run(scenario())
+
+
+def test_dump_path_lines_and_file(tmp_path: Path) -> None:
+    packets = PACKETS[:25]
+
+    async def scenario() -> list[bytes]:
+        async with SoraServer(config(tmp_path)) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/dump", sora_headers("en-US", "chan", "s1", "c1"))
+            assert await stream.response() == 200
+            lines = []
+            body = body_of(packets)
+            await stream.send(body[:3])
+            await stream.send(body[3:])  # all packets but the first completed by one frame
+            for _ in packets:
+                lines.append(await read_line(stream))
+            await stream.end()
+            assert await stream.read() == b""
+            await client.aclose()
+            return lines
+
+    before = int(time.time() * 1000)
+    lines = run(scenario())
+    after = int(time.time() * 1000)
+    for line, packet in zip(lines, packets, strict=True):
+        obj = json.loads(line)
+        assert list(obj) == ["timestamp", "channel_id", "connection_id", "language_code",
+                             "sample_rate", "channel_count", "payload"]
+        assert before <= obj["timestamp"] <= after
+        assert (obj["channel_id"], obj["connection_id"], obj["language_code"]) == ("chan", "c1", "en-US")
+        assert (obj["sample_rate"], obj["channel_count"]) == (48000, 1)
+        assert base64.b64decode(obj["payload"], validate=True) == packet
+    assert (tmp_path / "dump.jsonl").read_bytes() == b"".join(lines)
+
+
+def test_raw_mode_takes_each_frame_as_a_packet(tmp_path: Path) -> None:
+    packets = PACKETS[:30]
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, audio_streaming_header=False, service="ogg")) as server:
+            result = await stream_opus(server.url + "/speech", packets, header_mode=False, realtime=False,
+                                       session_id="raw", connection_id="one")
+            assert result.status == 200 and result.lines == [] and result.reset_code is None
+            result = await stream_opus(server.url + "/test", packets, header_mode=False, realtime=False)
+            assert [json.loads(x)["message"] for x in result.lines] == [f"n: {len(p)}" for p in packets]
+
+    run(scenario())
+    path = tmp_path / "raw-one.ogg"
+    opusinfo(path)
+    assert ogg_packets(path) == packets == pyav_packets(path)
+
+
+def test_realtime_pacing_from_a_wav_sends_results_as_it_goes(tmp_path: Path) -> None:
+    packets = packets_from_wav(DATA / "speech-16k.wav")[:25]  # 0.5 s encoded on the fly
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as server:
+            start = time.monotonic()
+            result = await stream_opus(server.url + "/test", packets, realtime=True)
+            elapsed = time.monotonic() - start
+            assert result.status == 200 and len(result.lines) == len(packets)
+            assert elapsed >= 0.45  # paced: 25 packets of 20 ms cannot go out sooner
+            # results came while the stream was open, not in one burst at the end
+            assert result.line_times[0] < result.line_times[-1] - 0.2
+
+    run(scenario())
+
+
+def test_fillers_from_the_start_and_the_ogg_tee(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        cfg = config(tmp_path, time_to_wait_for_opus_packet_ms=300, enable_ogg_file_output=True)
+        async with SoraServer(cfg) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/test", sora_headers(session_id="tee", connection_id="t"))
+            assert await stream.response() == 200
+            # silent from the start: a filler per 300 ms, each answered at once
+            first = await read_line(stream)
+            assert first == b'{"channel_id":"ch_0","message":"n: 3","type":"test"}\n'
+            assert await read_line(stream) == first
+            await stream.send(body_of(PACKETS[:10]), end_stream=True)
+            lines = [x async for x in stream.lines()]
+            assert [json.loads(x)["message"] for x in lines[-10:]] == [f"n: {len(p)}" for p in PACKETS[:10]]
+            await client.aclose()
+
+    run(scenario())
+    path = tmp_path / "tee-t.ogg"  # the /test service, and the Ogg file beside it
+    got = ogg_packets(path)
+    assert got[-10:] == PACKETS[:10] and set(got[:-10]) == {SILENCE_PACKET} and len(got) >= 12
+    opusinfo(path)
+
+
+# ---------------------------------------------------------------------------- status codes
+
+
+def test_ok_path_and_refusals(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as server:
+            client = await H2Client.connect(server.url)
+            ok = await client.request("GET", "/.ok", end_stream=True)
+            assert await ok.response() == 200
+            assert json.loads(await ok.body()) == {"version": audiocore.__version__}
+            missing = await open_stream(client, "/speech", sora_headers(language_code=None))
+            await missing.send(body_of(PACKETS[:3]))
+            assert await missing.response() == 500
+            assert await missing.body() == b""  # a bare status
+            empty = await open_stream(client, "/test", sora_headers(language_code=""))
+            assert await empty.response() == 500
+            for method, path, status in (("GET", "/speech", 405), ("POST", "/nope", 404), ("POST", "/.ok", 405)):
+                s = await client.request(method, path, sora_headers(), end_stream=True)
+                assert await s.response() == status, (method, path)
+            # the connection is still fine afterwards
+            result = await stream_opus(server.url + "/test/", PACKETS[:3], realtime=False, client=client)
+            assert result.status == 200 and len(result.lines) == 3
+            await client.aclose()
+
+    run(scenario())
+
+
+def _curl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["curl", "-sS", "--max-time", "30", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_independent_client_curl(tmp_path: Path) -> None:
+    body = tmp_path / "body.bin"
+    packets = PACKETS[:10]
+    body.write_bytes(body_of(packets))
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as server:
+            def curl_all() -> list[subprocess.CompletedProcess[str]]:
+                h = ["-H", "sora-audio-streaming-language-code: ja-JP"]
+                return [
+                    _curl("--http2-prior-knowledge", "-w", "\n%{http_code} %{http_version}", server.url + "/.ok"),
+                    _curl("--http2-prior-knowledge", *h, "--data-binary", f"@{body}", "-w", "%{http_code}",
+                          server.url + "/test"),
+                    _curl("--http2-prior-knowledge", "-X", "POST", "-w", "%{http_code}", server.url + "/test"),
+                    _curl("--http1.1", *h, "--data-binary", f"@{body}", "-w", "%{http_code}", server.url + "/speech"),
+                    _curl("--http1.1", "-w", "\n%{http_code}", server.url + "/.ok"),
+                ]
+
+            ok, test, missing, http1, ok1 = await asyncio.to_thread(curl_all)
+            assert ok.stdout == '{"version":"%s"}\n\n200 2' % audiocore.__version__, ok
+            lines = test.stdout.splitlines()
+            assert lines[-1] == "200" and [json.loads(x)["message"] for x in lines[:-1]] == [
+                f"n: {len(p)}" for p in packets], test
+            assert missing.stdout == "500", missing
+            assert http1.stdout == "400", http1
+            assert ok1.stdout == '{"version":"%s"}\n\n200' % audiocore.__version__, ok1
+
+    run(scenario())
+
+
+def test_http1_request_on_a_raw_socket_gets_400(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST /speech HTTP/1.1\r\nHost: x\r\nsora-audio-streaming-language-code: ja-JP\r\n"
+                         b"Content-Length: 100000\r\n\r\n" + bytes(50000))
+            answer = await reader.read()
+            assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"\x16\x03\x01 not http at all\r\n\r\n")
+            assert (await reader.read()).startswith(b"HTTP/1.1 400 ")
+            writer.close()
+
+    run(scenario())
+
+
+# ---------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def tls_config(tmp_path: Path, pki: dict[str, Path], verify: bool) -> SoraConfig:
+    return config(tmp_path, https=True, tls_fullchain_file=str(pki["server"]), tls_privkey_file=str(pki["server_key"]),
+                  tls_verify_cacert_path=str(pki["ca"]) if verify else "")
+
+
+def test_tls_alpn_h2(tmp_path: Path, pki: dict[str, Path]) -> None:
+    async def scenario() -> None:
+        async with SoraServer(tls_config(tmp_path, pki, verify=False)) as server:
+            assert server.url.startswith("https://127.0.0.1:")
+            context = client_ssl_context(cafile=str(pki["ca"]))
+            result = await stream_opus(server.url + "/test", PACKETS[:5], realtime=False, ssl_context=context)
+            assert result.status == 200 and len(result.lines) == 5
+            out = await asyncio.to_thread(
+                _curl, "--http2", "--cacert", str(pki["ca"]), "-H", "sora-audio-streaming-language-code: ja",
+                "--data-binary", "@" + str(_write(tmp_path / "b", body_of(PACKETS[:4]))),
+                "-w", "%{http_version} %{http_code}", server.url + "/test")
+            assert out.stdout.endswith("2 200") and out.stdout.count("\n") == 4, out
+            # ALPN http/1.1 only: the gateway answers 400
+            http1 = await asyncio.to_thread(
+                _curl, "--http1.1", "--cacert", str(pki["ca"]), "-H", "sora-audio-streaming-language-code: ja",
+                "--data-binary", "x", "-w", "%{http_code}", server.url + "/speech")
+            assert http1.stdout == "400", http1
+
+    run(scenario())
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_tls_client_certificate_required(tmp_path: Path, pki: dict[str, Path]) -> None:
+    async def attempt(url: str, cert: str | None) -> int | None:
+        context = client_ssl_context(cafile=str(pki["ca"]), certfile=str(pki[cert]) if cert else None,
+                                     keyfile=str(pki[cert + "_key"]) if cert else None)
+        try:
+            result = await stream_opus(url + "/test", PACKETS[:3], realtime=False, ssl_context=context)
+        except (ssl.SSLError, ConnectionError, OSError):
+            return None
+        return result.status if len(result.lines) == 3 else -1
+
+    async def scenario() -> None:
+        async with SoraServer(tls_config(tmp_path, pki, verify=True)) as server:
+            assert await attempt(server.url, "client") == 200
+            assert await attempt(server.url, None) is None
+            assert await attempt(server.url, "stranger") is None
+            assert await attempt(server.url, "client") == 200
+
+    run(scenario())
+
+
+# ---------------------------------------------------------------------------- load and failures
+
+
+def test_many_concurrent_streams_on_shared_and_separate_connections(tmp_path: Path) -> None:
+    rng = random.Random(3)
+
+    async def one(client: H2Client | None, url: str, n: int) -> None:
+        packets = [rng.randbytes(rng.randint(1, 300)) for _ in range(n)]  # /test does not decode
+        result = await stream_opus(url + "/test", packets, realtime=False, client=client)
+        assert result.status == 200
+        assert [json.loads(x)["message"] for x in result.lines] == [f"n: {len(p)}" for p in packets]
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as server:
+            shared = await H2Client.connect(server.url)
+            jobs = [one(shared, server.url, 60) for _ in range(40)]
+            jobs += [one(None, server.url, 60) for _ in range(10)]
+            await asyncio.gather(*jobs)
+            await shared.aclose()
+
+    run(scenario())
+
+
+def test_client_disconnect_mid_stream_leaves_a_complete_file(tmp_path: Path) -> None:
+    sent = PACKETS[:50]
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, service="ogg")) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/speech", sora_headers(session_id="cut", connection_id="tcp"))
+            assert await stream.response() == 200
+            await stream.send(body_of(sent) + b"\x00\x00\x00")  # and a partial header
+            await asyncio.sleep(0.2)
+            assert client.proto.transport is not None
+            client.proto.transport.close()  # gone without END_STREAM
+            reset_client = await H2Client.connect(server.url)
+            reset = await open_stream(reset_client, "/speech", sora_headers(session_id="cut", connection_id="rst"))
+            await reset.send(body_of(sent[:20]))
+            await asyncio.sleep(0.2)
+            reset.reset()  # RST_STREAM CANCEL
+            for _ in range(100):
+                if not server.connections or all(not c.streams for c in server.connections):
+                    break
+                await asyncio.sleep(0.05)
+            assert all(not c.streams for c in server.connections)
+            # the server still serves
+            result = await stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=reset_client)
+            assert result.status == 200 and len(result.lines) == 3
+            # a stream with no packet at all leaves no file
+            empty = await stream_opus(server.url + "/speech", [], realtime=False, session_id="no",
+                                      connection_id="audio", client=reset_client)
+            assert empty.status == 200 and empty.lines == []
+            await reset_client.aclose()
+
+    run(scenario())
+    assert not (tmp_path / "no-audio.ogg").exists()
+    for name, expected in (("cut-tcp.ogg", sent), ("cut-rst.ogg", sent[:20])):
+        opusinfo(tmp_path / name)
+        assert ogg_packets(tmp_path / name) == expected
+
+
+def test_body_far_larger_than_the_window_and_back_pressure(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    # 1.4 MB of body (5 stream windows) whose 660 kB of results exceed the client's window
+    packets = [rng.randbytes(100) for _ in range(12000)]
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/test")
+            assert await stream.response() == 200
+            sender = asyncio.create_task(_send_all(stream, packets))
+            # nobody reads the results: the chain stalls and the gateway's memory stays bounded
+            await asyncio.sleep(1.0)
+            assert not sender.done()
+            (conn,) = server.connections
+            (st,) = conn.streams.values()
+            assert 0 < st.queued <= QUEUE_HIGH + (1 << 18) + 120
+            assert len(st.inbox) * 100 <= QUEUE_HIGH + (1 << 18) + 120
+            assert st.deferred > 0
+            # reading resumes everything
+            got = []
+            async for line in stream.lines():
+                got.append(json.loads(line)["message"])
+            await sender
+            assert got == ["n: 100"] * len(packets)
+            await client.aclose()
+
+    run(scenario())
+
+
+async def _send_all(stream: ClientStream, packets: list[bytes]) -> None:
+    body = body_of(packets)
+    for i in range(0, len(body), 16000):
+        await stream.send(body[i : i + 16000])
+    await stream.end()
+
+
+def test_bad_bodies_end_with_an_error_line(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, service="ogg", max_payload_length=4000)) as server:
+            client = await H2Client.connect(server.url)
+            big = await open_stream(client, "/test")
+            assert await big.response() == 200
+            await big.send(body_of(PACKETS[:2]) + packet_bytes(0, 2, bytes(4001)))
+            lines = [line async for line in big.lines()]
+            assert [json.loads(x)["type"] for x in lines] == ["test", "test", "error"]
+            assert "PAYLOAD-TOO-LARGE" in json.loads(lines[-1])["reason"]
+            await asyncio.sleep(0.1)  # complete response, then RST_STREAM NO_ERROR: stop sending
+            with pytest.raises(ConnectionResetError):
+                await big.send(b"more")
+            huge = await open_stream(client, "/test")
+            await huge.send(b"\x00" * 16 + b"\x01\x00\x00\x00")  # 0x1000000 > 0xFFFFFF
+            assert [json.loads(x)["type"] async for x in huge.lines()] == ["error"]
+            bad = await open_stream(client, "/speech", sora_headers(session_id="bad", connection_id="opus"))
+            await bad.send(body_of([*PACKETS[:10], b""]))  # an empty packet is not Opus
+            (line,) = [x async for x in bad.lines()]
+            assert json.loads(line)["type"] == "error" and "OPUS" in json.loads(line)["reason"]
+            cut = await open_stream(client, "/test")
+            await cut.send(body_of(PACKETS[:1]) + b"\x00" * 5, end_stream=True)
+            assert [json.loads(x)["type"] async for x in cut.lines()] == ["test", "error"]
+            await client.aclose()
+
+    run(scenario())
+    path = tmp_path / "bad-opus.ogg"
+    opusinfo(path)
+    assert ogg_packets(path) == PACKETS[:10]
+
+
+def test_shutdown_lets_open_streams_finish_and_refuses_new_ones(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        server = SoraServer(config(tmp_path, shutdown_timeout_ms=5000))
+        await server.start()
+        client = await H2Client.connect(server.url)
+        stream = await open_stream(client, "/test")
+        assert await stream.response() == 200
+        await stream.send(body_of(PACKETS[:2]))
+        closing = asyncio.create_task(server.close())
+        await asyncio.sleep(0.2)
+        assert not closing.done()
+        assert client.proto.peer_goaway == 1  # GOAWAY with the last stream id, NO_ERROR
+        with pytest.raises(ConnectionResetError):
+            await open_stream(client, "/test")
+        with pytest.raises(OSError):  # no longer listening
+            await asyncio.open_connection("127.0.0.1", server.port)
+        await stream.send(body_of(PACKETS[2:4], seq0=2))
+        await stream.end()
+        lines = [x async for x in stream.lines()]
+        assert len(lines) == 4
+        await asyncio.wait_for(closing, 10)
+        assert client.proto.is_lost and not server.connections
+        # a stream that never ends is cut after the timeout
+        server = SoraServer(config(tmp_path, shutdown_timeout_ms=300))
+        await server.start()
+        client = await H2Client.connect(server.url)
+        stream = await open_stream(client, "/test")
+        assert await stream.response() == 200
+        await asyncio.wait_for(server.close(), 10)
+        await asyncio.sleep(0.1)
+        assert client.proto.is_lost
+
+    run(scenario())
+
+
+def test_listen_port_zero_gives_distinct_ports(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as a, SoraServer(config(tmp_path)) as b:
+            assert a.port != b.port and a.port > 0
+            with socket.create_connection(("127.0.0.1", a.port)):
+                pass
+
+    run(scenario())
