@@ -59,10 +59,17 @@ def test_arbitrary_bytes_read_like_the_reference(body: bytes, cuts: list[int], m
     bounds = sorted({min(c, len(body)) for c in cuts} | {0, len(body)})
     try:
         expected, rest = ref.packets(body, max_payload)
-    except ref.RefError:
-        with pytest.raises(ProtocolError):
+    except ref.RefError as fault:
+        # every packet before the bad header comes out (from feed, or on the error), then
+        # the parser refuses the rest of the body
+        with pytest.raises(sora.BodyError) as info:
             for a, b in zip(bounds, bounds[1:]):
                 got += p.feed(body[a:b])
+        assert _tuples(got + info.value.packets) == fault.packets
+        assert p.pending == len(body) - fault.offset
+        with pytest.raises(sora.BodyError) as again:
+            p.feed(b"more")
+        assert again.value.packets == []
         return
     for a, b in zip(bounds, bounds[1:]):
         got += p.feed(body[a:b])
@@ -79,10 +86,13 @@ def test_length_limits_and_state_after_an_error() -> None:
     assert info.value.field == "length" and "0xFFFFFF" in str(info.value)
     p = sora.BodyParser(max_payload=10)
     p.feed(good[:5])
-    with pytest.raises(ProtocolError):
+    with pytest.raises(sora.BodyError) as bad:
         p.feed(good[5:] + struct.pack(">QQI", 3, 3, 11))
-    assert p.pending == 5  # unchanged by the failed call
-    assert _tuples(p.feed(good[5:])) == [(1, 1, b"abc")]
+    assert isinstance(bad.value, ProtocolError) and bad.value.field == "length"
+    assert _tuples(bad.value.packets) == [(1, 1, b"abc")]  # the good packet before the fault
+    assert p.pending == 20  # the bad header stays: the body is not usable past it
+    with pytest.raises(sora.BodyError):
+        p.feed(good)
     assert sora.BodyParser(max_payload=0xFFFFFF).feed(struct.pack(">QQI", 0, 0, 0xFFFFFF)) == []
     with pytest.raises(ValueError):
         sora.BodyParser(max_payload=0)

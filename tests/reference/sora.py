@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 class RefError(Exception):
-    pass
+    """A bad header at ``offset``; ``packets``: the whole packets before it."""
+
+    def __init__(self, offset: int, packets: list[tuple[int, int, bytes]]) -> None:
+        super().__init__(offset)
+        self.offset = offset
+        self.packets = packets
 
 
 def packets(body: bytes, max_payload: int) -> tuple[list[tuple[int, int, bytes]], bytes]:
@@ -17,7 +22,7 @@ def packets(body: bytes, max_payload: int) -> tuple[list[tuple[int, int, bytes]]
         seq = int.from_bytes(body[pos + 8 : pos + 16], "big")
         length = int.from_bytes(body[pos + 16 : pos + 20], "big")
         if length > 0xFFFFFF or length > max_payload:
-            raise RefError(pos)
+            raise RefError(pos, out)
         if len(body) - pos - 20 < length:
             break
         out.append((ts, seq, body[pos + 20 : pos + 20 + length]))

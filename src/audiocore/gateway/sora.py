@@ -480,8 +480,8 @@ class _Stream:
         try:
             packets = self.parser.feed(data)
             error = None
-        except ProtocolError:
-            packets, error = _salvage(self.parser, data)
+        except sora.BodyError as exc:
+            packets, error = exc.packets, exc  # the good packets before the fault still count
         if packets:
             now = int(time.time() * 1000)
             for p in packets:
@@ -669,24 +669,6 @@ class _Stream:
         self.gone = True
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
-
-
-def _salvage(parser: sora.BodyParser, data: bytes) -> tuple[list[sora.Packet], ProtocolError]:
-    """The packets of ``data`` before the bad header that made ``parser.feed(data)`` raise,
-    and that error. ``BodyParser.feed`` is all-or-nothing, which would drop good packets
-    sharing a read with a bad header; halving the read finds them (error path only)."""
-    packets: list[sora.Packet] = []
-    pieces = [data]
-    while pieces:
-        piece = pieces.pop()
-        try:
-            packets += parser.feed(piece)
-        except ProtocolError as exc:
-            if len(piece) == 1:
-                return packets, exc
-            mid = len(piece) // 2
-            pieces += [piece[mid:], piece[:mid]]
-    raise AssertionError("the parser accepted every piece of what it refused whole")
 
 
 def _first_pages(writer: OggOpusWriter, packet: bytes) -> bytes:

@@ -30,6 +30,7 @@ __all__ = [
     "HEADER_BYTES",
     "MAX_LENGTH",
     "SILENCE_PACKET",
+    "BodyError",
     "BodyParser",
     "Packet",
     "StreamHeaders",
@@ -60,13 +61,27 @@ class Packet:
     payload: bytes
 
 
+class BodyError(ProtocolError):
+    """A bad packet in a Sora body. ``packets``: the packets the failing ``feed`` completed
+    before the fault (they are consumed: hand them on as usual)."""
+
+    def __init__(self, message: str, field: str, packets: list[Packet]) -> None:
+        super().__init__(message, field)
+        self.packets = packets
+
+    def __reduce__(self) -> tuple[type, tuple[str, str | None, list[Packet]]]:
+        return (type(self), (self.message, self.field, self.packets))
+
+
 class BodyParser:
     """Reassembles Opus packets from the reads of a Sora request body. Use from one thread at
     a time.
 
     ``max_payload``: the largest packet accepted (bytes; at most ``MAX_LENGTH`` in header
-    mode). On a :class:`ProtocolError` the parser is left as it was before the failing call;
-    the body is not usable past that point.
+    mode). A bad length raises :class:`BodyError` carrying the packets completed before it in
+    that call; the parser keeps the bytes from the bad header on, so the body is not usable
+    past that point (every later ``feed`` raises again). In raw mode a read over
+    ``max_payload`` raises and is dropped; the next read is a packet as usual.
     """
 
     def __init__(self, header_mode: bool = True, max_payload: int = 65536) -> None:
@@ -89,18 +104,20 @@ class BodyParser:
             if not view:
                 return []
             if len(view) > self.max_payload:
-                raise ProtocolError(
-                    f"packet of {len(view)} bytes exceeds max_payload {self.max_payload}", "payload"
-                )
+                raise BodyError(
+                    f"packet of {len(view)} bytes exceeds max_payload {self.max_payload}",
+                    "payload", [])
             self._count += 1
             return [Packet(None, self._count - 1, bytes(view))]
-        # Work on the held bytes and the new ones together; keep state only at the end, so
-        # an error leaves the parser as it was.
         work = memoryview(self._buf + bytes(view)) if self._buf else view
         packets: list[Packet] = []
         pos, n = 0, len(work)
         while n - pos >= HEADER_BYTES:
-            length = self._length(work[pos : pos + HEADER_BYTES])
+            try:
+                length = self._length(work[pos : pos + HEADER_BYTES])
+            except ProtocolError as exc:
+                self._buf = bytes(work[pos:])  # from the bad header on: later feeds fail too
+                raise BodyError(exc.message, exc.field or "length", packets) from None
             if n - pos - HEADER_BYTES < length:
                 break
             ts, seq, _ = _HEADER.unpack_from(work, pos)
