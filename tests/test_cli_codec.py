@@ -53,10 +53,23 @@ def best_lag_correlation(a: np.ndarray, b: np.ndarray, max_lag: int = 400) -> tu
     return lag, corr
 
 
-def test_wav_to_opus_exact_length_and_aligned(tmp_path: Path) -> None:
+# The whole sample ends 92 samples into a 20 ms frame; 32000 samples end on a frame boundary
+# and 31980 ends 300 samples in: either way the encoder's lookahead (104 samples at 16 kHz)
+# no longer fits in the last frame, so silence must be encoded after it.
+@pytest.mark.parametrize("samples", [None, 32000, 31980])
+def test_wav_to_opus_exact_length_and_aligned(tmp_path: Path, samples: int | None) -> None:
     src, rate, _ = wav_pcm(DATA / "speech-16k.wav")
+    wav = DATA / "speech-16k.wav"
+    if samples is not None:
+        src = src[:samples]
+        wav = tmp_path / "cut.wav"
+        with wave.open(str(wav), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(16000)
+            w.writeframes(src.tobytes())
     out = tmp_path / "a.opus"
-    result = cli("convert", DATA / "speech-16k.wav", out, "--bitrate", "32000")
+    result = cli("convert", wav, out, "--bitrate", "32000")
     assert result.returncode == 0 and result.stdout == "", result.stderr
     report = opusinfo(out)
     assert "Original sample rate: 16000 Hz" in report

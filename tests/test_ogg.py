@@ -721,3 +721,48 @@ def test_reader_objects() -> None:
         pickle.dumps(reader)
     with pytest.raises(TypeError):
         reader.feed("text")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("max_page_ms", [None, 100.0])
+@pytest.mark.parametrize("trim", [0, 1, 313, 960])
+def test_close_with_the_last_packet_and_an_end_trim(max_page_ms: float | None, trim: int,
+                                                    tmp_path: Path) -> None:
+    """close(packet, end_trim=n): the last packet on the EOS page, whose granule is n lower
+    (RFC 7845 end trimming); the reference tools then decode exactly n samples fewer."""
+    packets = encoded(20, limit=60)
+    w = audiocore.OggOpusWriter(max_page_ms=max_page_ms)
+    data = w.headers() + b"".join(w.write(p) for p in packets[:-1])
+    data += w.close(packets[-1], end_trim=trim)
+    audio = ref.check_opus_stream(data, end_trim=trim)
+    assert [p.data for p in audio] == packets
+    path = tmp_path / "trimmed.opus"
+    path.write_bytes(data)
+    opusinfo_clean(path)
+    assert pyav_packets(path) == packets
+    assert opusdec_samples(path, tmp_path) == 60 * 960 - 3840 - trim
+
+
+def test_end_trim_needs_a_packet_and_stays_within_it() -> None:
+    packets = encoded(20, limit=3)
+    w = audiocore.OggOpusWriter()
+    w.headers()
+    w.write(packets[0])
+    with pytest.raises(ValueError, match="exceeds the last packet's 960 samples"):
+        w.close(packets[1], end_trim=961)
+    with pytest.raises(ValueError, match="needs a packet on the EOS page"):
+        w.close(end_trim=10)
+    with pytest.raises(ValueError, match="0 or more"):
+        w.close(packets[1], end_trim=-1)
+    with pytest.raises(audiocore.DecodeError):
+        w.close(b"", end_trim=0)
+    tail = w.close(packets[1], end_trim=960)  # still open after the refusals
+    assert struct.unpack_from("<q", tail, 6)[0] == 960 and tail[5] & 0x04
+    with pytest.raises(RuntimeError):
+        w.close()
+    # batching: the waiting packets go on the EOS page, the last one trimmed
+    b = audiocore.OggOpusWriter(max_page_ms=1000)
+    data = b.headers() + b"".join(b.write(p) for p in packets)
+    with pytest.raises(ValueError, match="exceeds"):
+        b.close(end_trim=961)
+    data += b.close(end_trim=100)
+    ref.check_opus_stream(data, end_trim=100)

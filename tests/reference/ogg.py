@@ -141,12 +141,13 @@ def parse_opus_tags(packet: bytes) -> tuple[str, list[str]]:
     return vendor, comments
 
 
-def check_opus_stream(data: bytes, closed: bool = True) -> list[Packet]:
+def check_opus_stream(data: bytes, closed: bool = True, end_trim: int = 0) -> list[Packet]:
     """Assert RFC 3533 / RFC 7845 rules on a single-stream Ogg Opus byte string; return its
     audio packets. Granules must count 48 kHz samples from 0 (page granule = end of the last
-    packet completed on it, -1 when none completes); OpusHead alone on a BOS page with granule
-    0; OpusTags ending its page(s) with granule 0; page sequence numbers 0, 1, 2, ...; EOS only
-    on the last page (and there when ``closed``)."""
+    packet completed on it, -1 when none completes), except that the EOS page's granule is
+    ``end_trim`` lower (end trimming, RFC 7845 section 4.4); OpusHead alone on a BOS page with
+    granule 0; OpusTags ending its page(s) with granule 0; page sequence numbers 0, 1, 2, ...;
+    EOS only on the last page (and there when ``closed``)."""
     page_list = pages(data)
     assert page_list, "no pages"
     serials = {p.serial for p in page_list}
@@ -181,6 +182,12 @@ def check_opus_stream(data: bytes, closed: bool = True) -> list[Packet]:
     for pkt in audio:
         end += samples48(pkt.data)
         ends[pkt.page_index] = end
+    if end_trim:
+        last = len(page_list) - 1
+        assert last in ends, "end trimming needs a packet completed on the EOS page"
+        ends[last] -= end_trim
+        previous = max((g for i, g in ends.items() if i < last), default=0)
+        assert ends[last] >= previous, "the end trim reaches into an earlier page"
     for index, page in enumerate(page_list[tags_last_page + 1 :], tags_last_page + 1):
         assert page.granule == ends.get(index, -1), (
             f"page {index}: granule {page.granule}, expected {ends.get(index, -1)}"

@@ -323,7 +323,8 @@ cdef class OggOpusWriter:
     :meth:`write` takes one Opus packet and returns the page bytes now complete: by default
     one page per packet (``max_page_ms=None``, for latency), or with ``max_page_ms`` pages
     holding at least that much audio (for files; :meth:`flush` ends a page early);
-    :meth:`close` returns the last page, with EOS.
+    :meth:`close` returns the last page, with EOS (and can take the last packet and an
+    end trim for exact lengths).
 
     The granule position counts 48 kHz samples from the TOC of every packet, from 0: a
     page's granule is the end of the last packet completed on it, and -1 when none is.
@@ -412,15 +413,56 @@ cdef class OggOpusWriter:
                                else "the stream is closed")
         return self._emit(True, False)
 
-    def close(self) -> bytes:
-        """The last page(s), the final one with EOS. With no packet waiting, an empty EOS
-        page (granule -1: no packet completes on it). The writer takes nothing after this."""
+    def close(self, packet=None, *, int end_trim=0) -> bytes:
+        """The last page(s), the final one with EOS; the writer takes nothing after this.
+
+        ``packet``: the stream's last Opus packet, to be put on the EOS page (else the
+        packets waiting when batching go there, or, with none, an empty EOS page with
+        granule -1 is written: no packet completes on it). ``end_trim``: 48 kHz samples to
+        drop from the end of the decoded audio (RFC 7845 section 4.4): the EOS page's granule
+        is that much lower than the packets' durations add up to. It needs a packet on the
+        EOS page and may not exceed the last packet's duration. A bad packet or trim raises
+        and leaves the writer open and unchanged."""
+        cdef InBuf b
+        cdef Py_ssize_t length, k, done
+        cdef int64_t duration, granule
         if self._stage != 1:
             raise RuntimeError("call headers() before close()" if self._stage == 0
                                else "the stream is already closed")
-        if self._npk:
+        if end_trim < 0:
+            raise ValueError(f"end_trim must be 0 or more samples at 48 kHz, not {end_trim}")
+        if packet is not None:
+            in_acquire(packet, &b)
+            try:
+                duration = packet_samples48(b.ptr, b.len)
+                if end_trim > duration:
+                    raise ValueError(f"end_trim {end_trim} exceeds the last packet's "
+                                     f"{duration} samples at 48 kHz")
+                granule = self._granule + duration
+                if self._max_page_samples == 0:
+                    length = b.len
+                    granule -= end_trim
+                    out = _pages(b.ptr, &length, &granule, 1, 0, True, 0, True, self._serial,
+                                 &self._seq, &k, &done, &self._paged_granule)
+                else:
+                    self._enqueue(b.ptr, b.len, granule - end_trim)
+                    out = self._emit(True, True)
+                self._granule = granule
+            finally:
+                in_release(&b)
+        elif self._npk:
+            if end_trim:
+                duration = self._grans[self._npk - 1] - (
+                    self._grans[self._npk - 2] if self._npk > 1 else self._paged_granule)
+                if end_trim > duration:
+                    raise ValueError(f"end_trim {end_trim} exceeds the last packet's "
+                                     f"{duration} samples at 48 kHz")
+                self._grans[self._npk - 1] -= end_trim
             out = self._emit(True, True)
         else:
+            if end_trim:
+                raise ValueError("end_trim needs a packet on the EOS page: pass the stream's "
+                                 "last packet to close()")
             out = PyBytes_FromStringAndSize(NULL, AC_OGG_HEADER)
             ac_ogg_put_header(<unsigned char*>PyBytes_AS_STRING(out), AC_OGG_EOS, -1,
                               self._serial, self._seq, 0)

@@ -13,7 +13,6 @@ What each format needs:
 
 from __future__ import annotations
 
-import struct
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 
 from audiocore._ext.errors import AudioCoreError, DecodeError
 from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket, ogg_crc32
+from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket
 from audiocore._ext.opus import OpusDecoder, OpusEncoder
 from audiocore._ext.resample import Resampler
 
@@ -293,6 +292,7 @@ class OpusSink(Sink):
         self.held = bytearray()
         self.samples = 0  # input samples per channel, at self.rate
         self.last: bytes | None = None  # the newest packet, written at close with the trimmed page
+        self.packets = 0  # packets encoded
 
     def write(self, pcm: bytes) -> None:
         self.samples += len(pcm) // (2 * self.channels)
@@ -307,38 +307,25 @@ class OpusSink(Sink):
         if self.last is not None:
             self.f.write(self.writer.write(self.last))
         self.last = packet
+        self.packets += 1
 
     def close(self) -> None:
+        # The packets must cover the encoder's lookahead (pre_skip) plus every input sample:
+        # pad the last frame, then encode silence until they do; the EOS page's granule is
+        # trimmed back to the exact end (RFC 7845 end trimming).
+        fb = self.frame_bytes
+        frame48 = fb // (2 * self.channels) * self.factor
+        need = self.pre_skip + self.samples * self.factor
         if self.held:
-            self._packet(self.encoder.encode(bytes(self.held) + bytes(self.frame_bytes - len(self.held))))
+            self._packet(self.encoder.encode(bytes(self.held) + bytes(fb - len(self.held))))
             self.held.clear()
+        while self.packets * frame48 < need:
+            self._packet(self.encoder.encode(bytes(fb)))
         if self.last is None:
             self.f.write(self.writer.close())
         else:
-            tail = self.writer.write(self.last) + self.writer.close()
-            self.f.write(end_trim(tail, self.pre_skip + self.samples * self.factor))
+            self.f.write(self.writer.close(self.last, end_trim=self.packets * frame48 - need))
         self.f.close()
-
-
-def end_trim(pages: bytes, end_granule: int) -> bytes:
-    """The final pages of an Ogg stream with the last page holding a packet made the EOS page
-    and given ``end_granule`` (RFC 7845 end trimming); an empty EOS page after it is dropped.
-    (``OggOpusWriter`` pages granules from packet durations only.)"""
-    found = []
-    pos = 0
-    while pos < len(pages):
-        nseg = pages[pos + 26]
-        size = 27 + nseg + sum(pages[pos + 27 : pos + 27 + nseg])
-        found.append(bytearray(pages[pos : pos + size]))
-        pos += size
-    while found and struct.unpack_from("<q", found[-1], 6)[0] == -1 and found[-1][26] == 0:
-        found.pop()  # the writer's empty EOS page
-    last = found[-1]
-    last[5] |= 0x04
-    struct.pack_into("<q", last, 6, end_granule)
-    struct.pack_into("<I", last, 22, 0)
-    struct.pack_into("<I", last, 22, ogg_crc32(bytes(last)))
-    return b"".join(bytes(p) for p in found)
 
 
 def open_sink(path: Path, fmt: str, rate: int, channels: int, *, bitrate: int | None = None,
@@ -384,5 +371,5 @@ def convert_file(source: Source, sink: Sink, progress: object | None = None) -> 
 
 __all__ = [
     "EXTENSIONS", "FORMATS", "OPUS_RATES", "AudioFileError", "OpusSink", "Sink", "Source",
-    "convert_file", "end_trim", "format_of", "open_sink", "open_source",
+    "convert_file", "format_of", "open_sink", "open_source",
 ]
