@@ -39,6 +39,8 @@ sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyth
     for tool in opusinfo opusdec opusenc; do
       command -v "$tool" >/dev/null 2>&1 || { want+=(opus-tools); break; }
     done
+    # curl (with nghttp2): an independent HTTP/2 client for the Sora gateway's tests
+    command -v curl >/dev/null 2>&1 || want+=(curl)
   fi
   echo "${want[@]}"
 }
