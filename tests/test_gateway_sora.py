@@ -183,6 +183,32 @@ def test_raw_mode_takes_each_frame_as_a_packet(tmp_path: Path) -> None:
     assert ogg_packets(path) == packets == pyav_packets(path)
 
 
+def test_server_and_client_on_uvloop(tmp_path: Path) -> None:
+    """The bridge runs on uvloop, whose transports are not asyncio.Transport subclasses: the
+    Sora server and client must work there too (a header-mode stream to /speech and /test)."""
+    import uvloop
+
+    packets = PACKETS[:30]
+
+    async def scenario() -> None:
+        assert "uvloop" in type(asyncio.get_running_loop()).__module__
+        async with SoraServer(config(tmp_path, service="ogg")) as server:
+            result = await stream_opus(server.url + "/speech", packets, realtime=False,
+                                       session_id="uv", connection_id="one")
+            assert result.status == 200 and result.reset_code is None
+            result = await stream_opus(server.url + "/test", packets, realtime=False)
+            assert len(result.lines) == len(packets)
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    path = tmp_path / "uv-one.ogg"
+    opusinfo(path)
+    assert ogg_packets(path) == packets
+
+
 def test_realtime_pacing_from_a_wav_sends_results_as_it_goes(tmp_path: Path) -> None:
     packets = packets_from_wav(DATA / "speech-16k.wav")[:25]  # 0.5 s encoded on the fly
 

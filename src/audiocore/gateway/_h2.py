@@ -10,6 +10,7 @@ bound. Not thread-safe: everything runs on the event loop that owns the transpor
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 from collections.abc import Sequence
 
 import h2.config
@@ -66,8 +67,8 @@ class H2Protocol(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, though not always an asyncio.Transport subclass (uvloop's are not)
+        self.transport = cast(asyncio.Transport, transport)
 
     def feed_h2(self, data: bytes) -> None:
         """Hand received bytes to h2 and dispatch the events; a protocol violation ends the
