@@ -166,6 +166,21 @@ def extras() -> dict[str, object]:
     return delays
 
 
+def report(figures: dict[str, object]) -> list[str]:
+    """The latency figures of :func:`extras` as a table, in ms."""
+    lines = ["latency at 20 ms pushes, ms: audiocore's group delay (a full frame out per push) "
+             "beside the input soxr holds back (steady / max)",
+             f"{'pair':<12}{'audiocore':>10}{'soxr HQ':>18}{'soxr VHQ':>18}"]
+    for key, value in figures.items():
+        assert isinstance(value, dict)
+        hq, vhq = value["soxr_hq_held_input"], value["soxr_vhq_held_input"]
+        pair = key.removeprefix("resample latency ").split(",")[0]
+        lines.append(f"{pair:<12}{value['audiocore_delay_ms']:>10.2f}"
+                     f"{hq['steady_ms']:>10.1f} / {hq['max_ms']:<5.1f}"
+                     f"{vhq['steady_ms']:>10.1f} / {vhq['max_ms']:<5.1f}")
+    return lines
+
+
 def _gains_db(y: np.ndarray, rate: int, freqs: list[float], amplitude: float) -> list[float]:
     """Levels of ``freqs`` in ``y`` relative to ``amplitude``, fitted jointly by least
     squares (so a strong tone does not leak into a weak product's estimate)."""

@@ -2,7 +2,8 @@
 
 A case module is any ``bench/cases_*.py`` with a ``cases() -> list[Case]`` function; it may
 also have ``extras() -> dict[str, object]`` for figures that are not per-call times (delays,
-for example), printed after the table and kept in the JSON, and ``plot(path: Path) -> None``
+for example), printed after the table (formatted by ``report(figures) -> list[str]`` when the
+module has one) and kept in the JSON, and ``plot(path: Path) -> None``
 which writes a PNG of its own for ``--plot``. The pytest-benchmark suites
 (``bench/test_*.py``) time the very same cases, so both views measure one definition.
 
@@ -244,11 +245,14 @@ def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
     extras: dict[str, Any] = {}
     for module in modules:
         if hasattr(module, "extras") and (not needle or needle in module.__name__.lower()):
-            extras.update(module.extras())
-    if extras:
-        print()
-        for key, value in extras.items():
-            print(f"{key}: {value}")
+            figures = module.extras()
+            extras.update(figures)
+            print()
+            if hasattr(module, "report"):
+                print("\n".join(module.report(figures)))
+            else:
+                for key, value in figures.items():
+                    print(f"{key}: {value}")
     result = {
         "audiocore": audiocore.__version__,
         "python": platform.python_version(),

@@ -53,3 +53,14 @@ def test_build_without_libopus_stops_with_one_clear_line(tmp_path: Path) -> None
         "install it with: apt-get install pkg-config libopus-dev"
     )
     assert shutil.which("pkg-config")
+
+
+def test_installed_package_carries_its_data_and_stubs(tmp_path: Path) -> None:
+    """What a wheel installs besides the code: the demo's speech, the realtime peer's prompt,
+    py.typed and the stubs (an editable install reads them from src/ and would not notice)."""
+    result = _run("setup.py", "-q", "build_py", "--build-lib", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    package = tmp_path / "audiocore"
+    for name in ("data/speech-16k.wav", "gateway/peers/data/prompt.opus", "py.typed",
+                 "_ext/resample.pyi", "_ext/opus.pyi"):
+        assert (package / name).is_file(), name

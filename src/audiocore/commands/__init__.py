@@ -9,6 +9,7 @@ from __future__ import annotations
 COMMANDS: dict[str, str] = {
     "bench": "audiocore.commands.bench",
     "convert": "audiocore.commands.convert",
+    "demo": "audiocore.commands.demo",
     "dump2ogg": "audiocore.commands.dump2ogg",
     "inspect": "audiocore.commands.inspect",
     "loadtest": "audiocore.commands.loadtest",

@@ -1,0 +1,83 @@
+"""``audiocore demo``, the README's main command, run as a user runs it (a subprocess, real
+sockets, real time), its outputs checked with independent readers: the wave module and numpy
+for the WAV files, opusinfo and PyAV for the Sora pass's Ogg file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+import scipy.signal
+import soxr
+from conftest import DATA
+from gateway_util import opusinfo, pyav_packets
+
+RATE = 16000
+OPUS_LOOKAHEAD = 312  # libopus's encoder delay at 48 kHz (2.5 ms + 4 ms)
+SORA_PRE_SKIP = 3840  # what the Sora gateway writes in OpusHead (PROTOCOLS.md section 4)
+
+
+def _wav(path: Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, RATE)
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
+
+
+def _rms(x: np.ndarray, start_s: float, end_s: float) -> float:
+    part = x[int(start_s * RATE) : int(end_s * RATE)]
+    return float(np.sqrt(np.mean(part**2)))
+
+
+def test_demo_runs_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    r = subprocess.run([sys.executable, "-m", "audiocore", "demo", "--json", "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads(r.stdout)
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert summary["seconds"] < 60
+
+    # The caller's script: the bundled sentence, a pause, its first 2 s again, a tail.
+    speech = _wav(DATA / "speech-16k.wav")
+    said = _wav(out / "caller.wav")
+    n = len(speech)
+    assert np.array_equal(said[:n], speech) and np.array_equal(said[n + 3 * RATE : n + 5 * RATE],
+                                                               speech[: 2 * RATE])
+    spoken_s = n / RATE
+
+    # What the caller heard: nothing while it spoke, the answer in the pause, silence from the
+    # barge-in until the second answer (its 2 s of speech plus the service's 0.7 s VAD pause).
+    heard = _wav(out / "heard.wav")
+    assert abs(len(heard) - len(said)) <= RATE // 50 * 2
+    assert _rms(heard, 0, spoken_s) == 0
+    assert _rms(heard, spoken_s + 0.8, spoken_s + 2.8) > 500
+    assert _rms(heard, spoken_s + 3.4, spoken_s + 5.5) == 0
+    assert _rms(heard, spoken_s + 6.0, spoken_s + 8.0) > 500
+
+    caller = summary["acs"]["caller"]
+    assert caller["frames_sent"] == -(-len(said) // (RATE // 50))  # the last one padded
+    assert caller["lost_frames"] == 0 and caller["bad_frames"] == 0
+    assert caller["barge_ins"] == 1 and caller["after_stop_frames"] == 0
+    assert caller["responses"] == 2
+    [(item, audio_end_ms, heard_ms)] = summary["acs"]["truncates"]
+    assert audio_end_ms == heard_ms and 2000 <= heard_ms <= 3200
+
+    # The Sora pass: the gateway's Ogg file holds the sentence, readable by the reference tools.
+    ogg = Path(summary["outputs"]["ogg"])
+    opusinfo(ogg)
+    sora = summary["sora"]
+    assert sora["status"] == 200 and len(pyav_packets(ogg)) == sora["packets_sent"]
+    with av.open(str(ogg)) as container:
+        decoded = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])
+    back = soxr.resample(decoded.astype(np.float64), 48000, RATE)
+    lag = int(np.argmax(np.abs(scipy.signal.correlate(back, speech, method="fft")))) - (n - 1)
+    # The gateway declares Sora's fixed pre-skip, longer than this encoder's lookahead: the
+    # decoded audio starts that much early.
+    assert abs(lag * 3 + (SORA_PRE_SKIP - OPUS_LOOKAHEAD)) <= 6
+    a, b = speech[-lag:], back[: n + lag]
+    assert np.corrcoef(a, b)[0, 1] > 0.9
