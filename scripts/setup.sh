@@ -35,10 +35,13 @@ sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyth
   else
     want+=(python3 python3-dev python3-venv)
   fi
-  if [ "$purpose" = test ]; then
+  if [ "$purpose" = test ] || [ "$purpose" = demo ]; then
+    # the reference tools: oracles of the tests, the demo's check of its Ogg file
     for tool in opusinfo opusdec opusenc; do
       command -v "$tool" >/dev/null 2>&1 || { want+=(opus-tools); break; }
     done
+  fi
+  if [ "$purpose" = test ]; then
     # curl (with nghttp2): an independent HTTP/2 client for the Sora gateway's tests
     command -v curl >/dev/null 2>&1 || want+=(curl)
   fi
@@ -56,6 +59,22 @@ _install_packages() {
     _log "missing system packages; as root run: apt-get install ${packages[*]}"
     exit 1
   fi
+}
+
+# True when a kernel is missing or a kernel source or setup.py changed since the last build
+# (recorded in $VENV/.kernels-built). setuptools' own check looks at build/, which an editable
+# install leaves empty: it would rebuild every kernel once.
+_kernels_stale() {
+  "$VENV/bin/python" - "$VENV/.kernels-built" <<'PY'
+import sys, sysconfig
+from pathlib import Path
+stamp, ext = Path(sys.argv[1]), Path("src/audiocore/_ext")
+built = [ext / (p.stem + sysconfig.get_config_var("EXT_SUFFIX")) for p in ext.glob("*.pyx")]
+if not stamp.exists() or not all(p.exists() for p in built):
+    sys.exit(0)
+sources = [*ext.glob("*.pyx"), *ext.glob("*.pxd"), *ext.glob("csrc/*"), Path("setup.py")]
+sys.exit(0 if max(p.stat().st_mtime for p in sources) > stamp.stat().st_mtime else 1)
+PY
 }
 
 audiocore_setup() {
@@ -80,16 +99,20 @@ audiocore_setup() {
   stamp="$(cat "$VENV/.audiocore-stamp" 2>/dev/null || true)"
   if [ "$stamp" != "$want_stamp" ]; then
     _log "installing audiocore (editable) with its test and bench extras into $VENV"
+    touch "$VENV/.kernels-built.new"  # sources changed during the build count as changed
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U pip setuptools wheel \
       "Cython>=3" "numpy>=1.26"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
       -e ".[test,bench]"
     echo "$want_stamp" >"$VENV/.audiocore-stamp"
-  else
+    mv "$VENV/.kernels-built.new" "$VENV/.kernels-built"
+  elif _kernels_stale; then
+    touch "$VENV/.kernels-built.new"
     "$VENV/bin/python" setup.py -q build_ext --inplace >/dev/null 2>"$VENV/.build-log" || {
       cat "$VENV/.build-log" >&2
       _log "building the kernels failed"
       exit 1
     }
+    mv "$VENV/.kernels-built.new" "$VENV/.kernels-built"
   fi
 }
