@@ -81,3 +81,31 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert abs(lag * 3 + (SORA_PRE_SKIP - OPUS_LOOKAHEAD)) <= 6
     a, b = speech[-lag:], back[: n + lag]
     assert np.corrcoef(a, b)[0, 1] > 0.9
+
+
+def test_demo_reports_a_bad_or_missing_ogg_file(tmp_path: Path) -> None:
+    """The demo's Ogg check turns a corrupt or missing file into a problem, not a traceback."""
+    from audiocore.commands.demo import _check_ogg, _problems
+
+    good = (DATA / "speech-20ms.opus").read_bytes()
+    sent = pyav_packets(DATA / "speech-20ms.opus")
+    bad = tmp_path / "bad.ogg"
+    bad.write_bytes(good[:200] + bytes([good[200] ^ 0xFF]) + good[201:])  # in the first page
+    check = _check_ogg(bad, sent)
+    assert check["problem"].startswith("unreadable") and not check["packets_equal_sent"]
+    assert check["opusinfo"].startswith("problems")
+    missing = _check_ogg(tmp_path / "none.ogg", sent)
+    assert missing["problem"] == "the gateway wrote no file" and missing["packets"] == 0
+
+    whole = tmp_path / "good.ogg"
+    whole.write_bytes(good)
+    check = _check_ogg(whole, sent)
+    assert check["problem"] is None and check["packets_equal_sent"] and check["opusinfo"] == "clean"
+
+    summary = {"acs": {"caller": {"lost_frames": 0, "bad_frames": 0, "barge_ins": 1,
+                                  "after_stop_frames": 0}, "truncates": [["i", 5, 5]]},
+               "sora": {"status": 200, "check": _check_ogg(bad, sent)}}
+    problem, opusinfo_problem = _problems(summary)
+    assert opusinfo_problem == "opusinfo found problems in the Ogg file"
+    assert problem.startswith("the Sora gateway's Ogg file does not hold the packets sent "
+                              "(unreadable: ")

@@ -98,25 +98,34 @@ async def _sora_pass(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
 
 def _check_ogg(path: Path, sent: list[bytes]) -> dict[str, Any]:
     """Read the gateway's Ogg file back: its packets against those sent, opusinfo's verdict."""
-    from audiocore import OggOpusReader, opus_packet_samples
+    from audiocore import DecodeError, OggOpusReader, opus_packet_samples
 
     reader = OggOpusReader()
-    packets = reader.feed(path.read_bytes()) if path.is_file() else []
+    problem = None if path.is_file() else "the gateway wrote no file"
+    try:
+        packets = reader.feed(path.read_bytes()) if path.is_file() else []
+    except DecodeError as error:
+        packets, problem = [], f"unreadable: {error}"
     head = reader.head
     got = [p.data for p in packets]
+    try:
+        seconds: float | None = round(sum(opus_packet_samples(p) for p in got) / 48000, 3)
+    except DecodeError as error:
+        seconds, problem = None, f"a malformed packet: {error}"
     check: dict[str, Any] = {
         "file": str(path),
+        "problem": problem,
         "packets": len(got),
         "packets_equal_sent": got == sent,
         "channels": head.channels if head else None,
         "pre_skip": head.pre_skip if head else None,
-        "seconds": round(sum(opus_packet_samples(p) for p in got) / 48000, 3),
+        "seconds": seconds,
     }
     if shutil.which("opusinfo"):
         info = subprocess.run(["opusinfo", str(path)], capture_output=True, text=True, timeout=60)
-        text = (info.stdout + info.stderr).upper()
-        check["opusinfo"] = ("clean" if info.returncode == 0 and "WARNING" not in text
-                             and "ERROR" not in text else "problems: " + text[-300:])
+        said = info.stdout + info.stderr
+        clean = info.returncode == 0 and not any(word in said.upper() for word in ("WARNING", "ERROR"))
+        check["opusinfo"] = "clean" if clean else "problems: " + said[-300:]
     else:
         check["opusinfo"] = "not installed (apt-get install opus-tools)"
     return check
@@ -181,7 +190,8 @@ def _problems(summary: dict[str, Any]) -> list[str]:
     if any(a != b for _, a, b in summary["acs"]["truncates"]):
         problems.append("a truncate did not carry the ms the caller heard")
     if summary["sora"]["status"] != 200 or not check["packets_equal_sent"]:
-        problems.append("the Sora gateway's Ogg file does not hold the packets sent")
+        problems.append("the Sora gateway's Ogg file does not hold the packets sent"
+                        + (f" ({check['problem']})" if check["problem"] else ""))
     if not str(check["opusinfo"]).startswith(("clean", "not installed")):
         problems.append("opusinfo found problems in the Ogg file")
     return problems
