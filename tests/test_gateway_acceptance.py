@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from conftest import DATA
 
-from audiocore import Resampler
 from audiocore.gateway.bridge import Bridge, BridgeConfig
 from audiocore.gateway.peers.acs_caller import call, read_wav
 from audiocore.gateway.peers.realtime_server import RealtimeServer
@@ -48,10 +47,8 @@ def test_two_minute_call_with_barge_in() -> None:
         # caller barges in 3 s into it; the service goes on for 150 ms after response.cancel
         async with RealtimeServer(mode="prompt", speed=1.5, delta_ms=100, cancel_delay=0.15) as rt, \
                 Bridge(BridgeConfig(upstream_url=rt.url)) as bridge:
-            delays = (Resampler(RATE, 24000).delay_samples / 24,
-                      Resampler(24000, RATE).delay_samples / RATE * 1000)
             res = await call(bridge.url, audio, rate=RATE, tail_s=0, realtime=rt,
-                             group_delay_ms=delays)
+                             group_delay_ms=bridge.config.resampler_delays_ms(RATE))
             for _ in range(100):
                 if not bridge.calls:
                     break

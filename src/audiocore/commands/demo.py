@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import time
-import wave
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,10 @@ TAIL_S = 4.5  # and listens to the second answer until hanging up
 
 def bundled_speech() -> tuple[bytes, int]:
     """The bundled sentence: PCM16LE mono and its rate (16 kHz)."""
+    from audiocore.gateway.peers.acs_caller import read_wav
+
     with resources.as_file(resources.files("audiocore") / "data" / "speech-16k.wav") as path:
-        with wave.open(str(path), "rb") as w:
-            return w.readframes(w.getnframes()), w.getframerate()
+        return read_wav(path)
 
 
 def _silence(rate: int, seconds: float) -> bytes:
@@ -44,30 +44,25 @@ def _silence(rate: int, seconds: float) -> bytes:
 
 
 async def _acs_call(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
-    from audiocore import Resampler
     from audiocore.gateway.bridge import Bridge, BridgeConfig
-    from audiocore.gateway.peers.acs_caller import call
+    from audiocore.gateway.peers.acs_caller import call, write_wav
     from audiocore.gateway.peers.realtime_server import RealtimeServer
 
     script = (speech + _silence(rate, PAUSE_S) + speech[: int(rate * BARGE_S) * 2]
               + _silence(rate, TAIL_S))
-    with wave.open(str(out / "caller.wav"), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(script)
-    # The bridge's resamplers delay the audio by their group delay; the figures add it back.
-    delays = (Resampler(rate, 24000).delay_samples / 24,
-              Resampler(24000, rate).delay_samples * 1000 / rate)
-    async with RealtimeServer(mode="prompt", silence_ms=700) as rt, \
-            Bridge(BridgeConfig(upstream_url=rt.url)) as bridge:
-        result = await call(bridge.url, script, rate=rate, record_to=out / "heard.wav",
-                            realtime=rt, group_delay_ms=delays, tail_s=0)
-        for _ in range(100):  # let the bridge finish the call's bookkeeping
-            if not bridge.calls:
-                break
-            await asyncio.sleep(0.02)
-        stats = bridge.finished[-1].as_dict() if bridge.finished else {}
+    write_wav(out / "caller.wav", script, rate)
+    async with RealtimeServer(mode="prompt", silence_ms=700) as rt:
+        config = BridgeConfig(upstream_url=rt.url)
+        async with Bridge(config) as bridge:
+            # the resamplers' group delay is part of the bridge's added latency
+            result = await call(bridge.url, script, rate=rate, record_to=out / "heard.wav",
+                                realtime=rt, group_delay_ms=config.resampler_delays_ms(rate),
+                                tail_s=0)
+            for _ in range(100):  # let the bridge finish the call's bookkeeping
+                if not bridge.calls:
+                    break
+                await asyncio.sleep(0.02)
+            stats = bridge.finished[-1].as_dict() if bridge.finished else {}
     figures = result.figures
     return {
         "caller": result.summary(),

@@ -80,7 +80,7 @@ async def _start_bridge(cmd: list[str], core: int) -> tuple[subprocess.Popen[str
 
 async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bool],
                prompt: bytes, bench: Path) -> dict[str, Any]:
-    from audiocore._ext.resample import Resampler
+    from audiocore.gateway.bridge import BridgeConfig
     from audiocore.gateway._ticker import SharedTicker
     from audiocore.gateway.peers.acs_caller import AcsCaller
     from audiocore.gateway.peers.realtime_server import RealtimeServer
@@ -92,7 +92,7 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
         if kind == "ours":
             cmd = [sys.executable, "-c", _OURS, "--port", "0", "--upstream-url", rt.url,
                    "--log-level", "WARNING", "--ticker", args.ticker, "--loop", args.loop]
-            delays = (Resampler(rate, 24000).delay_samples / 24.0, Resampler(24000, rate).delay_samples / rate * 1000)
+            delays = BridgeConfig(upstream_url=rt.url).resampler_delays_ms(rate)
         else:
             cmd = [sys.executable, str(bench / "usual_bridge.py"), "--port", "0", "--upstream-url", rt.url]
             delays = (0.0, 0.0)  # soxr's streams are time-aligned: what they hold back shows in the counts

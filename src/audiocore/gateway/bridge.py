@@ -137,6 +137,13 @@ class BridgeConfig:
         if self.playout_target_ms < 20 or self.max_playout_ms < 100:
             raise ValueError("playout_target_ms >= 20 and max_playout_ms >= 100")
 
+    def resampler_delays_ms(self, acs_rate: int) -> tuple[float, float]:
+        """The group delays, in ms, that the bridge's resamplers add to a call at
+        ``acs_rate``: caller -> service, then service -> caller."""
+        up = Resampler(acs_rate, self.realtime_rate, quality=self.quality)
+        down = Resampler(self.realtime_rate, acs_rate, quality=self.quality)
+        return up.delay_samples * 1000 / self.realtime_rate, down.delay_samples * 1000 / acs_rate
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> BridgeConfig:
         """A config from ``AUDIOCORE_REALTIME_URL``, ``AUDIOCORE_REALTIME_API_KEY`` and

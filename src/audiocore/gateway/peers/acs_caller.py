@@ -49,6 +49,15 @@ def read_wav(path: str | Path) -> tuple[bytes, int]:
         return w.readframes(w.getnframes()), w.getframerate()
 
 
+def write_wav(path: str | Path, pcm: bytes, rate: int) -> None:
+    """Write PCM16LE mono at ``rate`` as a WAV file."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+
+
 def metadata_message(rate: int) -> str:
     """ACS ``AudioMetadata`` for PCM16 mono 20 ms frames at ``rate``."""
     return json.dumps({"kind": "AudioMetadata", "audioMetadata": {
@@ -293,11 +302,7 @@ async def call(url: str, audio: str | Path | bytes, *, rate: int | None = None,
     heard = heard[:total] + bytes(max(0, total - len(heard)))
     recording = None
     if record_to is not None:
-        with wave.open(str(record_to), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(heard)
+        write_wav(record_to, heard, rate)
         recording = str(record_to)
     return CallResult(cid, rate, duration, caller.sent, caller.received, caller.bad,
                       caller.stops, caller.latency_ms, heard, b"".join(caller.frames_heard),
