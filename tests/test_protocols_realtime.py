@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from audiocore import ProtocolError
 from audiocore.protocols import realtime as rt
+from audiocore.protocols.bridge import AcsRealtimeTranscoder
 from reference import jsontext
 
 # Server events as the Realtime API reference shows them (beta names).
@@ -239,6 +240,33 @@ def test_barge_in_with_server_auto_interrupt_or_no_active_response() -> None:
     s4 = rt.RealtimeSession(auto_interrupt=True)
     _started(s4, "r4")
     assert s4.barge_in(None, 0) == []
+
+
+def test_barge_in_with_server_auto_truncate() -> None:
+    """Voice Live's turn_detection.auto_truncate: the server truncates the item itself, so
+    barge_in cancels (unless the server interrupts too) but sends no truncate."""
+    s = rt.RealtimeSession()
+    s.receive(json.dumps({"type": "session.updated", "session": {"turn_detection": {"type": "server_vad", "auto_truncate": True}}}))
+    assert s.auto_truncate and not s.auto_interrupt
+    _started(s, "r1")
+    s.receive(_delta("r1", "i1", bytes(4800)))
+    assert [json.loads(m) for m in s.barge_in("i1", 50)] == [{"type": "response.cancel", "response_id": "r1"}]
+    assert isinstance(s.receive(_delta("r1", "i1", bytes(480))), rt.DroppedAudioDelta)
+    # a session.updated without turn detection keeps it; turn_detection null ends it
+    s.receive(json.dumps({"type": "session.updated", "session": {"voice": "alloy"}}))
+    assert s.auto_truncate
+    s.receive(json.dumps({"type": "session.updated", "session": {"turn_detection": None}}))
+    assert not s.auto_truncate
+    # explicit settings beat the server's, both ways
+    on = rt.RealtimeSession(auto_truncate=True)
+    on.receive(_delta("r2", "i2", bytes(4800)))
+    assert on.barge_in("i2", 10) == []
+    off = rt.RealtimeSession(auto_truncate=False)
+    off.receive(json.dumps({"type": "session.updated", "session": {"turn_detection": {"type": "server_vad", "auto_truncate": True}}}))
+    assert [json.loads(m)["type"] for m in off.barge_in("i3", 10)] == ["conversation.item.truncate"]
+    # the transcoder hands both settings to its session
+    t = AcsRealtimeTranscoder(16000, 24000, auto_interrupt=True, auto_truncate=True)
+    assert t.realtime.auto_interrupt and t.realtime.auto_truncate
 
 
 def test_g711_item_durations() -> None:

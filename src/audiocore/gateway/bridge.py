@@ -70,7 +70,6 @@ ENV_AUTH = "AUDIOCORE_REALTIME_AUTH"
 
 _TEXT = WSMsgType.TEXT
 _STOP = acs.stop_audio_message()
-_TRUNCATE = '{"type":"conversation.item.truncate"'
 _FRAME_S = 0.02
 
 
@@ -431,7 +430,10 @@ class _Call:
         self.up = transport
         self.connected_at = time.monotonic()
         assert s.acs_rate is not None
-        self.tc = tc = AcsRealtimeTranscoder(s.acs_rate, cfg.realtime_rate, quality=cfg.quality)
+        # auto_truncate is sent to Voice Live only: the others' items are truncated by us
+        self.tc = tc = AcsRealtimeTranscoder(
+            s.acs_rate, cfg.realtime_rate, quality=cfg.quality,
+            auto_truncate=cfg.auto_truncate and cfg.dialect == "voicelive")
         transport.send(_TEXT, session_update_message(cfg))
         log.info("call %s: upstream connected (%s)", s.call_id, "reconnect" if s.reconnects else "first")
         self.live = True
@@ -570,8 +572,6 @@ class _Call:
         if isinstance(item, tuple) and item[0] == self.generation and (playing or responding):
             item_id = item[1]  # an item played to its end needs no truncation
         for m in tc.barge_in(item_id, played):
-            if self.config.auto_truncate and self.config.dialect == "voicelive" and m.startswith(_TRUNCATE):
-                continue
             send_text(self.up, m)
 
     def _check_buffers(self) -> None:

@@ -41,7 +41,8 @@ class AcsRealtimeTranscoder:
     for ACS is dropped.
 
     ``quality``: the resamplers' (``"hq"`` or ``"fast"``). ``max_message_size``: applies to
-    both sessions.
+    both sessions; ``auto_interrupt`` and ``auto_truncate`` go to the
+    :class:`~audiocore.protocols.realtime.RealtimeSession`.
     """
 
     def __init__(
@@ -51,11 +52,15 @@ class AcsRealtimeTranscoder:
         *,
         quality: str = "hq",
         max_message_size: int = realtime.DEFAULT_MAX_MESSAGE_SIZE,
+        auto_interrupt: bool | None = None,
+        auto_truncate: bool | None = None,
     ) -> None:
         self.acs_rate = acs_rate
         self.realtime_rate = realtime_rate
         self.acs = acs.AcsSession(sample_rate=acs_rate, max_participants=0, max_message_size=max_message_size)
-        self.realtime = realtime.RealtimeSession(max_message_size=max_message_size)
+        self.realtime = realtime.RealtimeSession(max_message_size=max_message_size,
+                                                 auto_interrupt=auto_interrupt,
+                                                 auto_truncate=auto_truncate)
         #: Events of the messages that were not audio, in arrival order (both directions).
         self.events: list[Any] = []
         self._up = Resampler(acs_rate, realtime_rate, quality=quality)  # type: ignore[arg-type]

@@ -604,8 +604,10 @@ def _formats(session: JSONObject, old: tuple[AudioFormat, AudioFormat]) -> tuple
     return inp, out
 
 
-def _auto_interrupt(session: JSONObject, old: bool) -> bool:
-    """Whether the server cancels a response itself when the user starts speaking."""
+def _turn_flag(session: JSONObject, key: str, old: bool) -> bool:
+    """A boolean of the session's turn detection (``interrupt_response``: the server cancels
+    a response itself on speech start; ``auto_truncate``: it truncates the item itself);
+    ``old`` when the session does not mention turn detection."""
     td: Any = "absent"
     if "turn_detection" in session:
         td = session["turn_detection"]
@@ -620,7 +622,7 @@ def _auto_interrupt(session: JSONObject, old: bool) -> bool:
         return False
     if not isinstance(td, dict):
         raise ProtocolError("session.turn_detection: expected an object or null", "session.turn_detection")
-    return td.get("interrupt_response") is True
+    return td.get(key) is True
 
 
 # ---------------------------------------------------------------- session
@@ -640,7 +642,9 @@ class RealtimeSession:
 
     ``auto_interrupt``: whether the server cancels a response itself on speech start (True:
     :meth:`barge_in` sends no ``response.cancel``); None (default) follows the server's
-    ``turn_detection.interrupt_response``. ``max_message_size``: longer messages are refused.
+    ``turn_detection.interrupt_response``. ``auto_truncate`` likewise for the item's truncation
+    (Voice Live's ``turn_detection.auto_truncate``; True: :meth:`barge_in` sends no
+    ``conversation.item.truncate``). ``max_message_size``: longer messages are refused.
     At most ``max_items`` items' audio counts and cancelled responses are remembered.
     """
 
@@ -648,6 +652,7 @@ class RealtimeSession:
         self,
         *,
         auto_interrupt: bool | None = None,
+        auto_truncate: bool | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_items: int = 256,
     ) -> None:
@@ -657,6 +662,8 @@ class RealtimeSession:
         self.output_format = PCM16_24K
         self._auto_interrupt_setting = auto_interrupt
         self._server_auto_interrupt = False
+        self._auto_truncate_setting = auto_truncate
+        self._server_auto_truncate = False
         #: The response in progress (``response.created`` seen, ``response.done`` not yet).
         self.response_id: str | None = None
         self._items: OrderedDict[str, _Item] = OrderedDict()
@@ -669,6 +676,12 @@ class RealtimeSession:
         if self._auto_interrupt_setting is not None:
             return self._auto_interrupt_setting
         return self._server_auto_interrupt
+
+    @property
+    def auto_truncate(self) -> bool:
+        if self._auto_truncate_setting is not None:
+            return self._auto_truncate_setting
+        return self._server_auto_truncate
 
     def receive(self, message: str | bytes) -> Any:
         """Parse one server event; :class:`ProtocolError` if malformed (the session is then
@@ -689,9 +702,10 @@ class RealtimeSession:
         ev = parser(obj, type_, want(obj, "event_id", "str", "event_id", False))
         if isinstance(ev, (SessionCreated, SessionUpdated)):
             formats = _formats(ev.session, (self.input_format, self.output_format))
-            auto = _auto_interrupt(ev.session, self._server_auto_interrupt)
+            interrupt = _turn_flag(ev.session, "interrupt_response", self._server_auto_interrupt)
+            truncates = _turn_flag(ev.session, "auto_truncate", self._server_auto_truncate)
             self.input_format, self.output_format = formats
-            self._server_auto_interrupt = auto
+            self._server_auto_interrupt, self._server_auto_truncate = interrupt, truncates
             self._delta = _DELTA[self.output_format.codec]
         elif isinstance(ev, ResponseCreated):
             self.response_id = ev.response_id
@@ -728,7 +742,8 @@ class RealtimeSession:
         actually played out (ms), as the playout tracker reports them (``item_id`` None when
         nothing was played). Returns ``response.cancel`` for the response in progress (not
         when the server interrupts by itself) and ``conversation.item.truncate`` with
-        ``audio_end_ms`` = ``played_ms`` clamped to the audio received for the item. The
+        ``audio_end_ms`` = ``played_ms`` clamped to the audio received for the item (not when
+        the server truncates by itself). The
         response is remembered as cancelled: its late deltas come back as
         :class:`DroppedAudioDelta`.
         """
@@ -746,7 +761,7 @@ class RealtimeSession:
             if item is not None and item.response_id != target:
                 self._cancelled[item.response_id] = None
             self.response_id = None
-        if item_id is not None:
+        if item_id is not None and not self.auto_truncate:
             end = min(played_ms, self.received_ms(item_id))
             messages.append(truncate(item_id, end, content_index))
         return messages
