@@ -194,6 +194,33 @@ def test_upstream_reconnects_without_losing_the_call() -> None:
     assert sessions[1].samples >= stats.gap_replayed * 480
 
 
+@pytest.mark.parametrize("gap_ms", [200, 0])
+def test_outage_keeps_the_last_gap_buffer_ms_of_caller_audio(gap_ms: int) -> None:
+    """The service is down for about 0.5 s (its port refuses): the bridge keeps the caller's
+    last ``gap_buffer_ms`` of audio, replays it on reconnect and counts what it dropped."""
+    async def main() -> Any:
+        first = RealtimeServer(keep_audio=True)
+        await first.start()
+        port = int(first.url.split(":")[2].split("/")[0])
+        async with Bridge(config(first.url, turn_detection=None, gap_buffer_ms=gap_ms,
+                                 reconnect_initial=0.05, reconnect_max=0.1)) as bridge:
+            task = asyncio.create_task(call(bridge.url, SPEECH[: 3 * RATE * 2], rate=RATE, tail_s=0))
+            await settle(lambda: first.sessions and first.sessions[0].samples > 24000)
+            await first.close()
+            await asyncio.sleep(0.5)
+            async with RealtimeServer(port=port, keep_audio=True) as second:
+                res = await task
+                await settle(lambda: not bridge.calls)
+            return res, bridge.finished[-1], second
+
+    res, stats, second = run(main())
+    assert stats.reconnects == 1 and stats.frames_in + stats.gap_dropped == res.frames_sent
+    assert stats.gap_dropped + stats.gap_replayed >= 25  # 0.5 s or more of 20 ms frames
+    assert stats.gap_replayed == gap_ms // 20
+    [session] = second.history
+    assert session.samples >= stats.gap_replayed * 480
+
+
 def test_service_unreachable_ends_the_call_cleanly() -> None:
     async def main() -> Any:
         async with Bridge(config("ws://127.0.0.1:9/", reconnect_timeout=0.5,

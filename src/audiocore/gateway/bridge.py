@@ -295,13 +295,12 @@ class _Call:
         self.down: Resampler | None = None
         self.down_rate = config.realtime_rate
         self.item: tuple[int, str] | None = None  # the item whose audio is being pushed
-        self.gap: collections.deque[bytes] = collections.deque()
-        self.gap_max = max(config.gap_buffer_ms // 20, 0)
+        # caller frames kept while the upstream is down (the oldest dropped beyond the bound)
+        self.gap: collections.deque[bytes] = collections.deque(maxlen=max(config.gap_buffer_ms // 20, 0))
         self.connector: asyncio.Task[None] | None = None
         self.last_out = 0.0
         self.connected_at = 0.0
         self.backoff = config.reconnect_initial
-        self.concealed = 0
 
     # ------------------------------------------------------------ ACS side
 
@@ -331,12 +330,8 @@ class _Call:
         if self.meta is not None:
             self._metadata(data)
             return
-        if len(self.gap) >= self.gap_max:
-            if not self.gap_max:
-                self.stats.gap_dropped += 1
-                return
-            self.gap.popleft()
-            self.stats.gap_dropped += 1
+        if len(self.gap) == self.gap.maxlen:
+            self.stats.gap_dropped += 1  # the oldest frame (or this one, with no room at all)
         self.gap.append(data)
 
     def _metadata(self, data: bytes) -> None:
@@ -363,8 +358,6 @@ class _Call:
 
     def _acs_events(self, tc: AcsRealtimeTranscoder) -> None:
         for ev in tc.events:
-            if isinstance(ev, acs.AudioData):  # not expected: audio comes back as text
-                continue
             if isinstance(ev, acs.Unknown):
                 log.debug("call %s: ACS kind %r ignored", self.stats.call_id, ev.kind)
         tc.events.clear()
@@ -437,7 +430,7 @@ class _Call:
         transport.send(_TEXT, session_update_message(cfg))
         log.info("call %s: upstream connected (%s)", s.call_id, "reconnect" if s.reconnects else "first")
         self.live = True
-        gap, self.gap = self.gap, collections.deque()
+        gap, self.gap = self.gap, collections.deque(maxlen=self.gap.maxlen)
         for data in gap:
             self.on_acs(data)
             s.gap_replayed += 1
@@ -626,8 +619,6 @@ class Bridge:
         self._ticker: SharedTicker | PerCallTimers = (
             SharedTicker(_FRAME_S) if config.ticker == "shared" else PerCallTimers(_FRAME_S))
         self._server: asyncio.Server | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     @property
     def port(self) -> int:
@@ -660,7 +651,6 @@ class Bridge:
             path = request.path.decode("latin-1").split("?", 1)[0]
             if cfg.path is not None and path != cfg.path:
                 return None  # 404
-            self._idle.clear()
             return _AcsEndpoint(self, request)
 
         self._server = await ws_create_server(accept, cfg.host, cfg.port, ssl=cfg.ssl,
@@ -670,8 +660,6 @@ class Bridge:
     def _finish(self, call: _Call) -> None:
         self._calls.pop(call.stats.call_id, None)
         self.finished.append(call.stats)
-        if not self._calls:
-            self._idle.set()
 
     async def close(self, timeout: float = 2.0) -> None:
         """Stop listening, end every call (ACS sees 1001 going away), close upstreams."""
