@@ -10,8 +10,8 @@ bound. Not thread-safe: everything runs on the event loop that owns the transpor
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 from collections.abc import Sequence
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -27,6 +27,18 @@ STREAM_WINDOW = 1 << 18
 CONNECTION_WINDOW = 1 << 24
 
 
+def wake(waiter: asyncio.Future[Any] | None, exc: BaseException | None = None) -> None:
+    """Complete a one-shot waiter if it is still pending: with None, or with ``exc`` (marked
+    retrieved, since nobody may be waiting on it any more)."""
+    if waiter is None or waiter.done():
+        return
+    if exc is None:
+        waiter.set_result(None)
+    else:
+        waiter.set_exception(exc)
+        waiter.exception()
+
+
 class H2Protocol(asyncio.Protocol):
     """Owns one ``h2`` connection on one transport. Subclasses implement
     :meth:`handle_event` and may override :meth:`closed`."""
@@ -36,7 +48,6 @@ class H2Protocol(asyncio.Protocol):
             h2.config.H2Configuration(client_side=client_side, header_encoding=None)
         )
         self.transport: asyncio.Transport | None = None
-        self.lost: BaseException | None = None
         self.is_lost = False
         self._writable: asyncio.Future[None] | None = None
         self._windows: dict[int, asyncio.Future[None]] = {}
@@ -158,18 +169,15 @@ class H2Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         waiter, self._writable = self._writable, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        wake(waiter)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_lost = True
-        self.lost = exc or ConnectionResetError("connection closed")
+        lost = exc or ConnectionResetError("connection closed")
         for stream_id in list(self._windows):
-            self._wake_window(stream_id, self.lost)
+            self._wake_window(stream_id, lost)
         waiter, self._writable = self._writable, None
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(ConnectionResetError("connection closed"))
-            waiter.exception()  # nobody may be waiting: do not warn about it
+        wake(waiter, ConnectionResetError("connection closed"))
         self.closed()
 
     def closed(self) -> None:
@@ -201,13 +209,7 @@ class H2Protocol(asyncio.Protocol):
     def _wake_window(self, stream_id: int, exc: BaseException | None = None) -> None:
         targets: Sequence[int] = list(self._windows) if stream_id == 0 else [stream_id]
         for sid in targets:
-            waiter = self._windows.pop(sid, None)
-            if waiter is not None and not waiter.done():
-                if exc is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(exc)
-                    waiter.exception()
+            wake(self._windows.pop(sid, None), exc)
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark."""

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import h2.events
 import h2.settings
 
-from audiocore.gateway._h2 import STREAM_WINDOW, H2Protocol
+from audiocore.gateway._h2 import STREAM_WINDOW, H2Protocol, wake
 
 __all__ = ["ClientStream", "H2Client", "client_ssl_context"]
 
@@ -82,17 +82,14 @@ class ClientStream:
     def _on_end(self, reset_code: int | None = None) -> None:
         self.ended = True
         self.reset_code = reset_code
-        if not self._headers_seen.done():
-            self._headers_seen.set_exception(ConnectionResetError(
-                "stream closed before the response headers"
-                + (f" (RST_STREAM {reset_code})" if reset_code is not None else "")))
-            self._headers_seen.exception()
+        wake(self._headers_seen, ConnectionResetError(
+            "stream closed before the response headers"
+            + (f" (RST_STREAM {reset_code})" if reset_code is not None else "")))
         self._wake()
 
     def _wake(self) -> None:
         waiter, self._wakeup = self._wakeup, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        wake(waiter)
 
     # for the user -------------------------------------------------------------
 

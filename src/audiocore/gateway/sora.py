@@ -44,7 +44,7 @@ import hyperframe.frame
 from audiocore._ext.errors import DecodeError, ProtocolError
 from audiocore._ext.ogg import OggOpusWriter
 from audiocore._ext.opus import opus_packet_samples
-from audiocore.gateway._h2 import PREFACE, STREAM_WINDOW, H2Protocol
+from audiocore.gateway._h2 import PREFACE, STREAM_WINDOW, H2Protocol, wake
 from audiocore.gateway.config import SoraConfig
 from audiocore.gateway.recognizers import (
     RECOGNIZERS,
@@ -470,8 +470,7 @@ class _Stream:
     def _push(self, item: object) -> None:
         self.inbox.append(item)
         waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        wake(waiter)
 
     def on_data(self, data: bytes, flow: int) -> None:
         if self.request_done:
