@@ -30,6 +30,8 @@ from audiocore.gateway.bridge import (
     ENV_URL,
     Bridge,
     BridgeConfig,
+    _parser,
+    config_from_args,
     session_update_message,
 )
 from audiocore.gateway.peers.acs_caller import acs_frames, call, metadata_message, read_wav
@@ -79,6 +81,22 @@ def test_session_update_sets_formats_and_interrupt_settings_explicitly() -> None
     assert ga["audio"]["input"]["turn_detection"]["interrupt_response"] is True
     off = json.loads(session_update_message(config("ws://h/", turn_detection=None)))["session"]
     assert off["turn_detection"] is None
+
+
+def test_serve_flags_left_out_keep_the_config_defaults() -> None:
+    env = {ENV_URL: "wss://api.openai.com/v1/realtime"}
+    plain = config_from_args(_parser().parse_args([]), env)
+    expected = BridgeConfig(upstream_url=env[ENV_URL], port=8765)
+    assert plain == expected and plain.turn_detection == {
+        "type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+        "silence_duration_ms": 500, "create_response": True}
+    given = config_from_args(_parser().parse_args(
+        ["--silence-duration-ms", "800", "--quality", "fast", "--gap-buffer-ms", "0",
+         "--ticker", "per-call", "--reconnect-timeout", "5"]), env)
+    assert given.turn_detection is not None and plain.turn_detection is not None
+    assert given.turn_detection == dict(plain.turn_detection, silence_duration_ms=800)
+    assert (given.quality, given.gap_buffer_ms, given.ticker, given.reconnect_timeout) == (
+        "fast", 0, "per-call", 5.0)
 
 
 def test_auth_headers_and_environment() -> None:

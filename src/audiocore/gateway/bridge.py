@@ -702,24 +702,26 @@ def _parser() -> argparse.ArgumentParser:
                    help="how the key is sent (default: api-key for Azure hosts, else bearer)")
     p.add_argument("--dialect", choices=["openai", "openai-ga", "voicelive"],
                    help="session.update shape (default: voicelive for Azure hosts, else openai)")
-    p.add_argument("--realtime-rate", type=int, default=24000,
-                   help="service input/output rate: 24000, or 16000/8000 with Voice Live")
-    p.add_argument("--quality", choices=["hq", "fast"], default="hq", help="resampler quality")
+    # Flags left out keep BridgeConfig's and default_turn_detection()'s values (shown here).
+    c, vad = BridgeConfig, default_turn_detection()
+    p.add_argument("--realtime-rate", type=int, help="service input/output rate: "
+                   f"{c.realtime_rate}, or 16000/8000 with Voice Live")
+    p.add_argument("--quality", choices=["hq", "fast"], help=f"resampler quality (default {c.quality})")
     p.add_argument("--no-turn-detection", action="store_true", help="send turn_detection: null")
-    p.add_argument("--vad-threshold", type=float, default=0.5)
-    p.add_argument("--prefix-padding-ms", type=int, default=300)
-    p.add_argument("--silence-duration-ms", type=int, default=500)
+    p.add_argument("--vad-threshold", type=float, help=f"default {vad['threshold']}")
+    p.add_argument("--prefix-padding-ms", type=int, help=f"default {vad['prefix_padding_ms']}")
+    p.add_argument("--silence-duration-ms", type=int, help=f"default {vad['silence_duration_ms']}")
     p.add_argument("--interrupt-response", action="store_true",
                    help="let the service cancel responses itself (default: the bridge does)")
     p.add_argument("--auto-truncate", action="store_true",
                    help="Voice Live: let the service truncate (default: the bridge does)")
     p.add_argument("--session", metavar="JSON", help="more session.update fields, e.g. "
                    "'{\"voice\": \"alloy\", \"instructions\": \"...\"}'")
-    p.add_argument("--playout-target-ms", type=int, default=20)
-    p.add_argument("--max-playout-ms", type=int, default=60000)
-    p.add_argument("--gap-buffer-ms", type=int, default=1000)
-    p.add_argument("--reconnect-timeout", type=float, default=30.0)
-    p.add_argument("--ticker", choices=["shared", "per-call"], default="shared")
+    p.add_argument("--playout-target-ms", type=int, help=f"default {c.playout_target_ms}")
+    p.add_argument("--max-playout-ms", type=int, help=f"default {c.max_playout_ms}")
+    p.add_argument("--gap-buffer-ms", type=int, help=f"default {c.gap_buffer_ms}")
+    p.add_argument("--reconnect-timeout", type=float, help=f"seconds (default {c.reconnect_timeout})")
+    p.add_argument("--ticker", choices=["shared", "per-call"], help=f"default {c.ticker}")
     p.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                    help="event loop (auto: uvloop when installed)")
     p.add_argument("--log-level", default="INFO")
@@ -731,9 +733,9 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
     environment)."""
     td: dict[str, Any] | None = None
     if not args.no_turn_detection:
-        td = dict(default_turn_detection(), threshold=args.vad_threshold,
-                  prefix_padding_ms=args.prefix_padding_ms,
-                  silence_duration_ms=args.silence_duration_ms)
+        given = {"threshold": args.vad_threshold, "prefix_padding_ms": args.prefix_padding_ms,
+                 "silence_duration_ms": args.silence_duration_ms}
+        td = dict(default_turn_detection(), **{k: v for k, v in given.items() if v is not None})
     tls = None
     if args.certfile:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
