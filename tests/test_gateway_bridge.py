@@ -97,6 +97,7 @@ def test_serve_flags_left_out_keep_the_config_defaults() -> None:
     assert given.turn_detection == dict(plain.turn_detection, silence_duration_ms=800)
     assert (given.quality, given.gap_buffer_ms, given.ticker, given.reconnect_timeout) == (
         "fast", 0, "per-call", 5.0)
+    assert config_from_args(_parser().parse_args(["--no-turn-detection"]), env).turn_detection is None
 
 
 def test_auth_headers_and_environment() -> None:

@@ -743,15 +743,18 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
     session = json.loads(args.session) if args.session else {}
     if not isinstance(session, dict):
         raise ValueError("--session must be a JSON object")
-    return BridgeConfig.from_env(
+    config = BridgeConfig.from_env(
         env, upstream_url=args.upstream_url, api_key=args.api_key, auth=args.auth,
         dialect=args.dialect, host=args.host, port=args.port, path=args.path, ssl=tls,
-        realtime_rate=args.realtime_rate, quality=args.quality, turn_detection=td,
+        realtime_rate=args.realtime_rate, quality=args.quality,
         interrupt_response=args.interrupt_response, auto_truncate=args.auto_truncate,
         session=session, playout_target_ms=args.playout_target_ms,
         max_playout_ms=args.max_playout_ms, gap_buffer_ms=args.gap_buffer_ms,
         reconnect_timeout=args.reconnect_timeout, ticker=args.ticker,
     )
+    # set here: from_env takes None for "not given", and None is what --no-turn-detection means
+    config.turn_detection = td
+    return config
 
 
 def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
