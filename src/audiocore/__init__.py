@@ -14,10 +14,9 @@ from audiocore._ext.errors import (
     ProtocolError,
 )
 from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from audiocore._ext.opus import libopus_version
 from audiocore._ext.ring import RingBuffer
 
-# --- opus/ogg area: Opus codec binding and Ogg Opus paging
+# Opus codec binding and Ogg Opus paging
 from audiocore._ext.ogg import (
     OggOpusReader,
     OggOpusWriter,
@@ -27,21 +26,19 @@ from audiocore._ext.ogg import (
     ogg_crc32,
 )
 from audiocore._ext.opus import (
+    OPUS_RATES,
     OpusDecoder,
     OpusEncoder,
+    libopus_version,
     opus_packet_samples,
 )
-# --- end opus/ogg area
-# --- jitter area: adaptive playout queue and barge-in tracker
+# adaptive playout queue and barge-in tracker
 from audiocore._ext.jitter import JitterQueue
-# --- end jitter area
-# --- resample area: streaming resampler and one-shot resample()
+# streaming resampler and one-shot resample()
 from audiocore._ext.resample import Resampler
 from audiocore.resampling import resample
-# --- end resample area
-# --- protocols area: sans-I/O handlers live in audiocore.protocols; their kernel re-exported
+# sans-I/O handlers live in audiocore.protocols; their kernel re-exported
 from audiocore._ext.rechunk import Rechunker
-# --- end protocols area
 
 __version__ = "0.1.0"
 
@@ -61,7 +58,7 @@ __all__ = [
     "libopus_version",
     "ulaw_decode",
     "ulaw_encode",
-    # --- opus/ogg area
+    "OPUS_RATES",
     "OggOpusReader",
     "OggOpusWriter",
     "OggPacket",
@@ -71,15 +68,8 @@ __all__ = [
     "OpusTags",
     "ogg_crc32",
     "opus_packet_samples",
-    # --- end opus/ogg area
-    # --- jitter area
     "JitterQueue",
-    # --- end jitter area
-    # --- resample area
     "Resampler",
     "resample",
-    # --- end resample area
-    # --- protocols area
     "Rechunker",
-    # --- end protocols area
 ]

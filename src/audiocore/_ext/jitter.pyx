@@ -20,6 +20,7 @@ from libc.string cimport memcpy, memset
 from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
 from audiocore._ext._opus_packet cimport packet_samples48
 from audiocore._ext.opus cimport OpusDecoder
+from audiocore._ext.opus import OPUS_RATES
 from audiocore._ext.ring cimport RingBuffer
 
 from audiocore._ext.errors import AudioCoreError
@@ -72,7 +73,6 @@ cdef enum:
     S_CONT = 2
 
 _MODE_NAMES = (None, "stream", "seq", "timestamp", "auto")
-_OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 
 cdef inline int64_t _fmod(int64_t a, int64_t m) noexcept nogil:
@@ -131,8 +131,8 @@ cdef class JitterQueue:
             for name in ("decode", "conceal", "decode_fec", "reset"):
                 if not callable(getattr(decoder, name, None)):
                     raise TypeError(f"decoder has no {name}() method")
-            if rate not in _OPUS_RATES:
-                raise ValueError(f"with a decoder, rate must be one of {_OPUS_RATES}, not "
+            if rate not in OPUS_RATES:
+                raise ValueError(f"with a decoder, rate must be one of {OPUS_RATES}, not "
                                  f"{rate}")
             if frame_ms * 2 % 5:
                 raise ValueError(f"with a decoder, frame_ms must be a multiple of 2.5 ms, "

@@ -2,6 +2,8 @@ from typing import Literal, NoReturn, final
 
 from typing_extensions import Buffer, Self
 
+OPUS_RATES: tuple[int, ...]
+
 def libopus_version() -> str: ...
 def opus_packet_samples(packet: Buffer, rate: int = 48000) -> int: ...
 @final

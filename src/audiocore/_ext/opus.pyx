@@ -62,7 +62,8 @@ cdef enum:
     # plus the code-3 header and five two-byte length fields.
     MAX_PACKET_BYTES = 6 * 1275 + 2 + 10
 
-_RATES = (8000, 12000, 16000, 24000, 48000)
+#: The sample rates libopus decodes and encodes at, Hz.
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 _APPLICATIONS = {
     "voip": OPUS_APPLICATION_VOIP,
     "audio": OPUS_APPLICATION_AUDIO,
@@ -79,9 +80,14 @@ cdef object _opus_error(int code, str context):
     return OpusError(code, opus_strerror(code).decode("utf-8", "replace"), context)
 
 
-cdef int _check_rate_channels(int rate, int channels) except -1:
-    if rate not in _RATES:
+cdef int _check_rate(int rate) except -1:
+    if rate not in OPUS_RATES:
         raise ValueError(f"rate must be one of 8000, 12000, 16000, 24000, 48000 Hz, not {rate}")
+    return 0
+
+
+cdef int _check_rate_channels(int rate, int channels) except -1:
+    _check_rate(rate)
     if channels != 1 and channels != 2:
         raise ValueError(f"channels must be 1 or 2, not {channels}")
     return 0
@@ -104,8 +110,7 @@ def opus_packet_samples(packet, int rate=48000) -> int:
     packet raises :class:`DecodeError` whose ``.offset`` is the byte found wrong.
     """
     cdef InBuf b
-    if rate not in _RATES:
-        raise ValueError(f"rate must be one of 8000, 12000, 16000, 24000, 48000 Hz, not {rate}")
+    _check_rate(rate)
     in_acquire(packet, &b)
     try:
         return packet_samples48(b.ptr, b.len) * rate // 48000

@@ -22,10 +22,9 @@ import numpy as np
 from audiocore._ext.errors import AudioCoreError, DecodeError
 from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket
-from audiocore._ext.opus import OpusDecoder, OpusEncoder
+from audiocore._ext.opus import OPUS_RATES, OpusDecoder, OpusEncoder
 from audiocore._ext.resample import Resampler
 
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 EXTENSIONS = {
     ".wav": "wav", ".raw": "raw", ".pcm": "raw", ".s16": "raw", ".opus": "opus", ".ogg": "opus",
     ".oga": "opus", ".ul": "ulaw", ".ulaw": "ulaw", ".mulaw": "ulaw", ".mu": "ulaw", ".al": "alaw",

@@ -26,12 +26,11 @@ from urllib.parse import urlsplit
 
 from audiocore._ext.errors import DecodeError
 from audiocore._ext.ogg import OggOpusReader
-from audiocore._ext.opus import OpusEncoder, opus_packet_samples
+from audiocore._ext.opus import OPUS_RATES, OpusEncoder, opus_packet_samples
 from audiocore.gateway.h2client import ClientStream, H2Client
 from audiocore.protocols.sora import packet_bytes
 
 __all__ = [
-    "OPUS_RATES",
     "SoraStreamResult",
     "new_id",
     "open_stream",
@@ -41,8 +40,6 @@ __all__ = [
     "stream_opus",
 ]
 
-#: Rates libopus encodes at directly (Hz).
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
