@@ -19,6 +19,9 @@ def _help(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in COMMANDS:  # only the command's own module is imported
+        result: int = importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+        return result
     parser = argparse.ArgumentParser(
         prog="audiocore",
         description="Audio core for real-time voice gateways.",
@@ -35,10 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         parser.print_help()
         return 2
-    if argv[0] in COMMANDS:
-        module = importlib.import_module(COMMANDS[argv[0]])
-        result: int = module.main(argv[1:])
-        return result
     parser.parse_args(argv)  # reports the unknown command, or handles --help / --version
     return 2
 
