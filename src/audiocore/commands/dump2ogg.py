@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,13 +99,10 @@ def read_records(f: IO[bytes]) -> Iterator[DumpRecord]:
             yield parse_record(text, number)
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
 def _name(record: DumpRecord) -> str:
-    stem = f"{record.channel_id}-{record.connection_id}"
-    stem = _UNSAFE.sub("_", stem)[:200]
-    return ("_" + stem[1:] if stem.startswith(".") else stem) + ".ogg"
+    from audiocore.gateway.recognizers import safe_name
+
+    return safe_name(f"{record.channel_id}-{record.connection_id}", 200) + ".ogg"
 
 
 def main(argv: list[str]) -> int:

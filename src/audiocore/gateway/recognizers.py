@@ -59,6 +59,7 @@ __all__ = [
     "StreamInfo",
     "TestRecognizer",
     "dump_line",
+    "safe_name",
     "result_line",
 ]
 
@@ -173,8 +174,10 @@ class Recognizer(abc.ABC):
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def _safe(name: str | None) -> str:
-    cleaned = _UNSAFE.sub("_", name or "")[:128]
+def safe_name(name: str | None, limit: int = 128) -> str:
+    """``name`` usable as (part of) a file name: characters outside ``A-Za-z0-9_.-`` and a
+    leading dot become ``_``; at most ``limit`` characters."""
+    cleaned = _UNSAFE.sub("_", name or "")[:limit]
     return "_" + cleaned[1:] if cleaned.startswith(".") else cleaned
 
 
@@ -186,7 +189,7 @@ class OggFile:
     was written (a stream that carried no packet leaves no file)."""
 
     def __init__(self, directory: str | Path, session_id: str | None, connection_id: str | None) -> None:
-        stem = f"{_safe(session_id)}-{_safe(connection_id)}"
+        stem = f"{safe_name(session_id)}-{safe_name(connection_id)}"
         base = Path(directory)
         for n in range(1, 10000):
             path = base / (f"{stem}.ogg" if n == 1 else f"{stem}.{n}.ogg")
