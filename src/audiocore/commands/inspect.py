@@ -98,9 +98,10 @@ def inspect_ogg(data: bytes) -> dict[str, Any]:
     by_serial: dict[int, list[Any]] = {}
     for p in packets:
         by_serial.setdefault(p.serial, []).append(p)
-    serials = sorted({pg["serial"] for pg in pages}, key=lambda s: next(i for i, pg in enumerate(pages) if pg["serial"] == s))
-    for serial in serials:
-        own_pages = [pg for pg in pages if pg["serial"] == serial]
+    pages_by_serial: dict[int, list[dict[str, int]]] = {}  # in order of first appearance
+    for pg in pages:
+        pages_by_serial.setdefault(pg["serial"], []).append(pg)
+    for serial, own_pages in pages_by_serial.items():
         info: dict[str, Any] = {"serial": f"{serial:08x}", "pages": len(own_pages)}
         stream_problems: list[str] = []
         if not own_pages[0]["flags"] & 0x02:
