@@ -1,4 +1,4 @@
-"""Frames of real speech for the benchmarks (from tests/data)."""
+"""Frames and Opus packets of real speech for the benchmarks (from tests/data)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,10 @@ def frame(rate: int = 16000, ms: int = 20, index: int = 10) -> bytes:
     """One ``ms`` frame of speech at ``rate``; ``index`` picks which."""
     n = rate * ms // 1000 * 2
     return speech(rate)[index * n : (index + 1) * n]
+
+
+def speech_packets() -> list[bytes]:
+    """The 20 ms, 24 kbit/s packets of tests/data/speech-20ms.opus (made by opusenc)."""
+    from audiocore import OggOpusReader
+
+    return [p.data for p in OggOpusReader().feed((DATA / "speech-20ms.opus").read_bytes())]

@@ -9,19 +9,13 @@ writer and reader (bench/ogg_peer.py), one page per 20 ms packet as a gateway st
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from _frames import speech_packets
 from harness import Case, Impl
 from ogg_peer import PyOggOpusReader, PyOggOpusWriter
 
 import audiocore
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 SERIAL = 0x5EED
-
-
-def _packets() -> list[bytes]:
-    return [p.data for p in audiocore.OggOpusReader().feed((DATA / "speech-20ms.opus").read_bytes())]
 
 
 def _pages(packets: list[bytes]) -> list[bytes]:
@@ -30,7 +24,7 @@ def _pages(packets: list[bytes]) -> list[bytes]:
 
 
 def cases() -> list[Case]:
-    packets = _packets()[:500]
+    packets = speech_packets()[:500]
     packet = packets[100]
     pages = _pages(packets)
 

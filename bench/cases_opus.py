@@ -11,22 +11,15 @@ How each contender is called, one call per packet:
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import av
 import numpy as np
 import opuslib
-from _frames import frame
+from _frames import frame, speech_packets
 from harness import Case, Impl
 
 import audiocore
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
-
-
-def speech_packets() -> list[bytes]:
-    """The 20 ms, 24 kbit/s packets of tests/data/speech-20ms.opus (made by opusenc)."""
-    return [p.data for p in audiocore.OggOpusReader().feed((DATA / "speech-20ms.opus").read_bytes())]
 
 
 def _pyav_decoder() -> av.CodecContext:
