@@ -82,11 +82,7 @@ async def _serve_hypercorn() -> None:
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]
     config.loglevel = "WARNING"
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await serve(_asgi_test, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    await serve(_asgi_test, config, shutdown_trigger=_until_signal)  # type: ignore[arg-type]
 
 
 async def _until_signal() -> None:

@@ -7,8 +7,11 @@ import asyncio
 import dataclasses
 import importlib
 import logging
-import signal
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from audiocore.gateway.config import SoraConfig
 
 HELP = "run a gateway: 'serve sora' (Sora audio streaming, HTTP/2) or 'serve bridge' (ACS <-> realtime)"
 
@@ -94,21 +97,14 @@ def sora_main(argv: list[str]) -> int:
     return 0
 
 
-async def _serve(config: object) -> None:
-    from audiocore.gateway.config import SoraConfig
+async def _serve(config: SoraConfig) -> None:
+    from audiocore.gateway._signals import until_signal
     from audiocore.gateway.sora import SoraServer
 
-    assert isinstance(config, SoraConfig)
-    server = SoraServer(config)
-    await server.start()
-    print(f"audiocore serve sora: listening on {server.url} (service {config.service}; "
-          f"{'header' if config.audio_streaming_header else 'raw'} mode)", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        print("audiocore serve sora: shutting down", file=sys.stderr, flush=True)
-        await server.close()
+    async with SoraServer(config) as server:
+        print(f"audiocore serve sora: listening on {server.url} (service {config.service}; "
+              f"{'header' if config.audio_streaming_header else 'raw'} mode)", flush=True)
+        try:
+            await until_signal()
+        finally:
+            print("audiocore serve sora: shutting down", file=sys.stderr, flush=True)

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import random
-import signal
 import ssl
 from ssl import SSLContext
 import sys
@@ -43,6 +42,7 @@ from picows import WSCloseCode, WSMsgType, WSTransport, WSUpgradeRequest, ws_con
 from audiocore._ext.errors import ProtocolError
 from audiocore._ext.jitter import JitterQueue
 from audiocore._ext.resample import Resampler
+from audiocore.gateway._signals import until_signal
 from audiocore.gateway._ticker import PerCallTimers, SharedTicker
 from audiocore.gateway._ws import Endpoint, close, send_text, wait_closed
 from audiocore.protocols import acs, realtime
@@ -784,13 +784,9 @@ def serve_main(argv: list[str]) -> int:
         return 2
 
     async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         async with Bridge(config) as bridge:
             print(f"listening on {bridge.url}", flush=True)
-            await stop.wait()
+            await until_signal()
 
     loop = new_event_loop(args.loop)
     try:
