@@ -5,6 +5,8 @@ any C-contiguous buffer (bytes, bytearray, memoryview, numpy array) and return `
 Objects are safe to use from one thread at a time.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from audiocore._ext.b64 import b64decode, b64decode_into, b64decoded_length, b64encode
 from audiocore._ext.errors import (
     AudioCoreError,
@@ -34,11 +36,13 @@ from audiocore._ext.opus import (
 )
 # adaptive playout queue and barge-in tracker
 from audiocore._ext.jitter import JitterQueue
-# streaming resampler and one-shot resample()
+# streaming resampler; resample() (which needs numpy) is imported on first use, below
 from audiocore._ext.resample import Resampler
-from audiocore.resampling import resample
 # sans-I/O handlers live in audiocore.protocols; their kernel re-exported
 from audiocore._ext.rechunk import Rechunker
+
+if TYPE_CHECKING:
+    from audiocore.resampling import resample
 
 __version__ = "0.1.0"
 
@@ -73,3 +77,12 @@ __all__ = [
     "resample",
     "Rechunker",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # `import audiocore` stays free of numpy; the filter designer and resample() load it
+    if name == "resample":
+        from audiocore.resampling import resample
+
+        return resample
+    raise AttributeError(f"module 'audiocore' has no attribute {name!r}")
