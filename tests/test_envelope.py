@@ -234,6 +234,10 @@ def test_template_takes_any_buffer_and_checks_pcm16() -> None:
         Template("é".encode(), b"")
     assert Template(b"", b"").build(b"\x01") == "AQ=="
     assert t.prefix == b'"' and t.suffix == b'"'
+    # "pcm16" is a codec of Shape (reading), not of Template: it once wrote A-law here
+    for codec in ("pcm16", "ULAW", ""):
+        with pytest.raises(ValueError, match="codec must be"):
+            Template(b"", b"", codec=codec)
 
 
 def test_scan_of_large_payloads_and_every_length() -> None:

@@ -107,7 +107,7 @@ cdef class Shape:
         cdef ac_jfield* f
         cdef int i, k, parent
         if codec not in _CODECS:
-            raise ValueError(f"codec must be 'ulaw', 'alaw' or None, not {codec!r}")
+            raise ValueError(f"codec must be 'ulaw', 'alaw', 'pcm16' or None, not {codec!r}")
         self._codec = _CODECS[codec]
         self._keep = []
         fields = list(fields)
@@ -334,7 +334,7 @@ cdef class Template:
 
     def __cinit__(self, bytes prefix not None, bytes suffix not None, *, str codec=None,
                   bint pcm16=False):
-        if codec not in _CODECS:
+        if codec not in (None, "ulaw", "alaw"):  # ("pcm16" is a Shape codec: pcm16=True here)
             raise ValueError(f"codec must be 'ulaw', 'alaw' or None, not {codec!r}")
         if not (prefix.isascii() and suffix.isascii()):
             raise ValueError("prefix and suffix must be ASCII")
