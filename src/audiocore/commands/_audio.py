@@ -23,6 +23,7 @@ from audiocore._ext.errors import AudioCoreError, DecodeError
 from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket
 from audiocore._ext.opus import OPUS_RATES, OpusDecoder, OpusEncoder
+from audiocore._ext.rechunk import Rechunker
 from audiocore._ext.resample import Resampler
 
 EXTENSIONS = {
@@ -288,19 +289,15 @@ class OpusSink(Sink):
         self.frame_bytes = int(self.rate * frame_ms / 1000) * 2 * channels
         self.f = open(path, "wb")  # noqa: SIM115 - closed by close()
         self.f.write(self.writer.headers())
-        self.held = bytearray()
+        self.frames = Rechunker(self.frame_bytes)
         self.samples = 0  # input samples per channel, at self.rate
         self.last: bytes | None = None  # the newest packet, written at close with the trimmed page
         self.packets = 0  # packets encoded
 
     def write(self, pcm: bytes) -> None:
         self.samples += len(pcm) // (2 * self.channels)
-        self.held += pcm
-        fb = self.frame_bytes
-        whole = len(self.held) - len(self.held) % fb
-        for i in range(0, whole, fb):
-            self._packet(self.encoder.encode(bytes(self.held[i : i + fb])))
-        del self.held[:whole]
+        for frame in self.frames.push(pcm):
+            self._packet(self.encoder.encode(frame))
 
     def _packet(self, packet: bytes) -> None:
         if self.last is not None:
@@ -315,9 +312,8 @@ class OpusSink(Sink):
         fb = self.frame_bytes
         frame48 = fb // (2 * self.channels) * self.factor
         need = self.pre_skip + self.samples * self.factor
-        if self.held:
-            self._packet(self.encoder.encode(bytes(self.held) + bytes(fb - len(self.held))))
-            self.held.clear()
+        for frame in self.frames.flush(pad=True):
+            self._packet(self.encoder.encode(frame))
         while self.packets * frame48 < need:
             self._packet(self.encoder.encode(bytes(fb)))
         if self.last is None:
