@@ -3,6 +3,11 @@
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_CheckExact, PyBytes_AS_STRING, PyBytes_GET_SIZE
 
+# Inputs at least this long are coded with the GIL released (base64, the JSON envelopes); a
+# 20 ms frame is far shorter, and releasing the GIL would cost more than its work.
+cdef enum:
+    NOGIL_BYTES = 65536
+
 
 cdef struct InBuf:
     const unsigned char* ptr

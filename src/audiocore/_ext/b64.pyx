@@ -3,7 +3,9 @@
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.unicode cimport PyUnicode_Check
 
-from audiocore._ext._buffer cimport InBuf, OutBuf, in_acquire, in_release, out_acquire, out_release
+from audiocore._ext._buffer cimport (
+    NOGIL_BYTES, InBuf, OutBuf, in_acquire, in_release, out_acquire, out_release,
+)
 
 from audiocore._ext.errors import DecodeError
 
@@ -14,10 +16,6 @@ cdef extern from "Python.h":
 
 
 ac_b64_init()
-
-# Inputs at least this long are coded with the GIL released.
-cdef enum:
-    NOGIL_BYTES = 65536
 
 
 cdef int _text_acquire(object data, InBuf* b) except -1:

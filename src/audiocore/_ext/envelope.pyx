@@ -16,7 +16,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport uint8_t
 from libc.string cimport memcpy
 
-from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
+from audiocore._ext._buffer cimport NOGIL_BYTES, InBuf, in_acquire, in_release
 from audiocore._ext.b64 cimport (AC_B64_OK, ac_b64_decode, ac_b64_decoded_len, ac_b64_encode,
                                  ac_b64_encoded_len, ac_b64_init, ac_b64_use_simd, ac_cpu_has_ssse3)
 from audiocore._ext.g711 cimport (ac_alaw_decode, ac_alaw_encode, ac_g711_init, ac_ulaw_decode,
@@ -56,9 +56,6 @@ _CODECS = {None: CODEC_NONE, "ulaw": CODEC_ULAW, "alaw": CODEC_ALAW, "pcm16": CO
 
 # G.711 codes staged on the stack per step of Template (a multiple of 3 keeps base64 groups whole).
 DEF STAGE = 3072
-# Audio at least this long is coded with the GIL released; a 20 ms frame is far shorter, and
-# releasing the GIL would cost more than its work.
-DEF NOGIL_BYTES = 65536
 
 
 cdef int text_view(object text, const uint8_t** ptr, Py_ssize_t* n) noexcept:
