@@ -81,7 +81,6 @@ cdef class OggOpusReader:
     cdef uint32_t _seq
     cdef object _head
     cdef object _tags
-    cdef object _stream_serial        # int or None
     cdef list _held                   # packets of a feed that raised, returned next
     cdef object _error                # first error of the current feed: (message, offset)
     cdef int _errors

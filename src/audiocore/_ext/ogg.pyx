@@ -583,7 +583,6 @@ cdef class OggOpusReader:
         self._cap = READ_CHUNK
         self.max_packet_bytes = max_packet_bytes
         self._held = []
-        self._stream_serial = None
 
     def __dealloc__(self):
         PyMem_Free(self._buf)
@@ -613,7 +612,7 @@ cdef class OggOpusReader:
     @property
     def serial(self) -> int | None:
         """The serial number of the current Opus stream, or None before one began."""
-        return self._stream_serial
+        return None if self._head is None else self._serial
 
     @property
     def offset(self) -> int:
@@ -871,7 +870,6 @@ cdef class OggOpusReader:
         self._head = head
         self._tags = None
         self._serial = serial
-        self._stream_serial = serial
         self._seq = seq
         self._stage = 1
         self._in_stream = True
@@ -882,7 +880,7 @@ cdef class OggOpusReader:
         return 0
 
     def __repr__(self) -> str:
-        return f"OggOpusReader(serial={self._stream_serial}, offset={self.offset})"
+        return f"OggOpusReader(serial={self.serial}, offset={self.offset})"
 
     def __reduce__(self):
         raise TypeError("OggOpusReader cannot be pickled")

@@ -222,7 +222,6 @@ cdef class OpusDecoder:
         self._check_span(samples, "lost span")
         in_acquire(packet, &b)
         try:
-            packet_samples48(b.ptr, b.len)
             out = PyBytes_FromStringAndSize(NULL, samples * self.channels * 2)
             self.c_decode(b.ptr, b.len, <short*>PyBytes_AS_STRING(out), samples, True)
             _to_le(<short*>PyBytes_AS_STRING(out), samples * self.channels)
@@ -276,7 +275,7 @@ cdef class OpusEncoder:
     cdef Py_ssize_t c_encode(self, const short* pcm, int frames, unsigned char* out,
                              Py_ssize_t max_bytes) except -1:
         cdef opus_int32 ret
-        cdef int steps = frames // self._step if self._step else 0
+        cdef int steps = frames // self._step  # _step = rate / 400: at least 20
         if frames % self._step or steps not in (1, 2, 4, 8, 16, 24, 32, 40, 48):
             raise ValueError(
                 f"a frame must last 2.5, 5, 10, 20, 40, 60, 80, 100 or 120 ms; got {frames} "

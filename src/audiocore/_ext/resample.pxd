@@ -8,7 +8,6 @@ cdef extern from "ac_resample.h" nogil:
     enum:
         AC_RS_INT16
         AC_RS_FLOAT32
-        AC_RS_BLOCK
 
     ctypedef struct ac_rs:
         const float* coef
@@ -47,7 +46,6 @@ cdef class Resampler:
     cdef int _out_rate
     cdef object _quality
     cdef object _dtype
-    cdef object _filter
 
     # Output frames (per channel) that the next c_process of in_frames input frames yields.
     cdef Py_ssize_t c_output_samples(self, Py_ssize_t in_frames) noexcept

@@ -128,8 +128,7 @@ cdef class Resampler:
         g = _gcd(in_rate, out_rate)
         up = out_rate // g
         down = in_rate // g
-        filt = _designer(up, down, quality)
-        self._filter = filt
+        filt = _designer(up, down, quality)  # its phase table is held by _coef_view below
         self.st.up = up
         self.st.down = down
         self.st.taps = filt.taps_per_phase
@@ -205,8 +204,7 @@ cdef class Resampler:
         cdef InBuf b
         _pcm_acquire(data, &b, self.st.dtype)
         try:
-            if b.len % self._frame_bytes:
-                raise ValueError(self._frames_error(b.len))
+            # (a partial frame: c_process raises before anything is consumed)
             out = PyBytes_FromStringAndSize(
                 NULL, self.c_output_samples(b.len // self._frame_bytes) * self._frame_bytes)
             self.c_process(b.ptr, b.len, <unsigned char*>PyBytes_AS_STRING(out))
