@@ -185,7 +185,6 @@ class Schema:
         slots: Sequence[str | None] | None = None,
     ) -> None:
         self.fields = tuple(fields)
-        self.case_insensitive = case_insensitive
         self.b64 = b64
         self.codec = codec
         self.record = record
@@ -209,32 +208,21 @@ class Schema:
         assert self.record is not None
         return self.record(**{name: v for name, v in zip(self.slots, values) if name is not None})
 
-    def extract(self, obj: JSONObject, prefix: str = "") -> tuple[Any, ...]:
+    def extract(self, obj: JSONObject) -> tuple[Any, ...]:
         """The fields of a parsed message (keys already folded if case-insensitive)."""
         values: list[Any] = [None] * len(self.fields)
         for i, (f, (parent, key)) in enumerate(zip(self.fields, self._lookup)):
             container = obj if parent < 0 else values[parent]
-            if container is None:
-                values[i] = f.default
-                continue
-            value = container.get(key)
-            path = prefix + f.path
+            value = None if container is None else want(container, key, f.types, f.path, f.required)
             if value is None:
-                if f.required:
-                    raise ProtocolError(f"{path}: required field is missing", path)
                 values[i] = f.default
                 continue
-            if not _is(value, f.types):
-                want = " or ".join(_KINDS[t] for t in f.types.split("|"))
-                raise ProtocolError(f"{path}: expected {want}, got {json_type(value)}", path)
             if f.alternatives and value not in f.alternatives:
                 raise ProtocolError(
-                    f"{path}: expected one of {', '.join(f.alternatives)}, got {value!r}", path
+                    f"{f.path}: expected one of {', '.join(f.alternatives)}, got {value!r}", f.path
                 )
             if f.path == self.b64:
-                value = decode_b64(value, path)
-            elif f.types == "count" and isinstance(value, str):
-                value = digits(value, path)
+                value = decode_b64(value, f.path)
             values[i] = value
         out = [values[i] for i in self._leaves]
         if self.codec == "pcm16":
