@@ -87,6 +87,7 @@ def _play_template(content_type: str, sample_rate: int, codec: str | None) -> Te
 
 
 _PLAY_ULAW = _play_template("audio/x-mulaw", 8000, "ulaw")
+_PLAY_L16 = {rate: _play_template("audio/x-l16", rate, None) for rate in (8000, 16000)}
 
 
 def play_audio_message(
@@ -98,9 +99,10 @@ def play_audio_message(
         if sample_rate != 8000:
             raise ValueError("mu-law audio is 8000 Hz")
         return _PLAY_ULAW.build(pcm16)
-    if sample_rate not in (8000, 16000):
+    template = _PLAY_L16.get(sample_rate)
+    if template is None:
         raise ValueError(f"audio/x-l16 is 8000 or 16000 Hz, not {sample_rate}")
-    return _play_template("audio/x-l16", sample_rate, None).build(pcm16)
+    return template.build(pcm16)
 
 
 def clear_audio_message(stream_id: str) -> str:
