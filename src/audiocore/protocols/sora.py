@@ -109,31 +109,22 @@ class BodyParser:
                     "payload", [])
             self._count += 1
             return [Packet(None, self._count - 1, bytes(view))]
-        work = memoryview(self._buf + bytes(view)) if self._buf else view
+        work = memoryview(self._buf + view) if self._buf else view
         packets: list[Packet] = []
         pos, n = 0, len(work)
         while n - pos >= HEADER_BYTES:
-            try:
-                length = self._length(work[pos : pos + HEADER_BYTES])
-            except ProtocolError as exc:
+            ts, seq, length = _HEADER.unpack_from(work, pos)
+            if length > MAX_LENGTH or length > self.max_payload:
                 self._buf = bytes(work[pos:])  # from the bad header on: later feeds fail too
-                raise BodyError(exc.message, exc.field or "length", packets) from None
+                limit = "0xFFFFFF" if length > MAX_LENGTH else f"max_payload {self.max_payload}"
+                raise BodyError(f"payload length {length} exceeds {limit}", "length", packets)
             if n - pos - HEADER_BYTES < length:
                 break
-            ts, seq, _ = _HEADER.unpack_from(work, pos)
             pos += HEADER_BYTES
             packets.append(Packet(ts, seq, bytes(work[pos : pos + length])))
             pos += length
         self._buf = bytes(work[pos:])
         return packets
-
-    def _length(self, header: bytes | bytearray | memoryview) -> int:
-        (length,) = struct.unpack_from(">I", header, 16)
-        if length > MAX_LENGTH:
-            raise ProtocolError(f"payload length {length} exceeds 0xFFFFFF", "length")
-        if length > self.max_payload:
-            raise ProtocolError(f"payload length {length} exceeds max_payload {self.max_payload}", "length")
-        return int(length)
 
     def reset(self) -> None:
         """Forget any partial packet (and restart raw-mode numbering)."""
