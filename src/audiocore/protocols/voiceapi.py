@@ -106,6 +106,8 @@ UNVERIFIED = frozenset(
     | {f"FIELD[{k!r}]" for k in FIELD if k not in ("api_key", "user_id", "message")}
 )
 _OVERRIDES = ("stt", "tts", "bot", "context", "bot_speaks_first")
+#: Server kinds that must name the user session they belong to.
+_USER_KINDS = (KIND["bot_audio"], KIND["started"], KIND["ended"], KIND["attachment"])
 
 # ---------------------------------------------------------------- events, client side
 
@@ -228,12 +230,12 @@ def _overrides(frame: JSONObject) -> JSONObject:
 
 
 def _object_overrides(frame: JSONObject, path: str) -> JSONObject:
-    out = _overrides(frame)
+    out = _overrides(frame)  # keyed by wire name
     for k in ("stt", "tts", "bot"):
-        if k in out and not isinstance(out[k], dict):
-            raise ProtocolError(f"{path}.{k}: expected an object, got {json_type(out[k])}", f"{path}.{k}")
-    if "bot_speaks_first" in out and not isinstance(out["bot_speaks_first"], bool):
-        raise ProtocolError(f"{path}.bot_speaks_first: expected a boolean", f"{path}.bot_speaks_first")
+        want(frame, FIELD[k], "object", f"{path}.{FIELD[k]}", False)
+    first = FIELD["bot_speaks_first"]
+    if first in out and not isinstance(out[first], bool):
+        raise ProtocolError(f"{path}.{first}: expected a boolean", f"{path}.{first}")
     return out
 
 
@@ -433,10 +435,9 @@ class V2Client:
         opened, closed = self.is_open, self.is_closed
         for path, frame in _frames(message):
             kind = want(frame, "kind", "str", f"{path}kind", False)
-            uid = want(frame, FIELD["user_id"], "str", f"{path}{FIELD['user_id']}", False)
+            uid = want(frame, FIELD["user_id"], "str", f"{path}{FIELD['user_id']}",
+                       kind in _USER_KINDS)
             if kind == KIND["bot_audio"]:
-                if uid is None:
-                    raise ProtocolError(f"{path}user_id: required field is missing", f"{path}user_id")
                 where = f"{path}{FIELD['audio']}"
                 data = want(frame, FIELD["audio"], "str", where)
                 events.append(BotAudio(uid, _pcm(decode_b64(data, where), where)))
@@ -449,8 +450,6 @@ class V2Client:
                 closed = True
                 events.append(Closed(frame))
             elif kind in (KIND["started"], KIND["ended"], KIND["attachment"]):
-                if uid is None:
-                    raise ProtocolError(f"{path}user_id: required field is missing", f"{path}user_id")
                 if kind == KIND["started"]:
                     users.add(uid)
                     events.append(Started(uid, frame))
