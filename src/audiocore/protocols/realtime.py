@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from audiocore._ext.b64 import b64encode
 from audiocore._ext.envelope import Template
 from audiocore._ext.errors import ProtocolError
 from audiocore.protocols._json import (
@@ -809,8 +810,6 @@ def append(audio: bytes | bytearray | memoryview, *, event_id: str | None = None
     PCM16LE for ``pcm16``). Keep chunks 20-100 ms; the service refuses more than 15 MiB."""
     if event_id is None:
         return _APPEND.build(audio)
-    from audiocore._ext.b64 import b64encode
-
     return event("input_audio_buffer.append", event_id=event_id, audio=b64encode(audio).decode("ascii"))
 
 
