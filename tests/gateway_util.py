@@ -29,7 +29,7 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 90) -> T:
 
 def opusinfo(path: Path) -> str:
     """opusinfo's report; fails the test on a non-zero exit or any warning/error line."""
-    result = subprocess.run(["opusinfo", str(path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["opusinfo", str(path)], capture_output=True, text=True, timeout=120)
     text = result.stdout + result.stderr
     assert result.returncode == 0, text
     bad = [line for line in text.splitlines() if "warning" in line.lower() or "error" in line.lower()]

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import audiocore
 from conftest import DATA
+from gateway_util import opusinfo, pyav_packets
 from reference import ogg as ref
 from reference import opus_packet as ref_packet
 
@@ -52,15 +53,6 @@ def write_stream(packets: list[bytes], **kw: object) -> bytes:
     return b"".join(out)
 
 
-def opusinfo_clean(path: Path) -> str:
-    """Run opusinfo; assert it reports no warning or error. Returns its output."""
-    result = subprocess.run(["opusinfo", str(path)], capture_output=True, text=True, timeout=120)
-    text = result.stdout + result.stderr
-    assert result.returncode == 0, text
-    assert "WARNING" not in text.upper() and "ERROR" not in text.upper(), text
-    return text
-
-
 def opusdec_samples(path: Path, tmp: Path) -> int:
     """Decode with opusdec to a 48 kHz WAV; returns its sample count."""
     out = tmp / (path.stem + ".wav")
@@ -71,17 +63,10 @@ def opusdec_samples(path: Path, tmp: Path) -> int:
         return w.getnframes()
 
 
-def pyav_packets(path: Path) -> list[bytes]:
-    with av.open(str(path)) as container:
-        return [bytes(p) for p in container.demux(audio=0) if p.size]
-
-
 def _pyav_libopus() -> ctypes.CDLL | None:
     """The libopus bundled inside PyAV's wheel, if it has one (it may differ in version from the
     system libopus audiocore and opuslib use)."""
-    import av as av_module
-
-    libs = glob.glob(os.path.join(os.path.dirname(os.path.dirname(av_module.__file__)),
+    libs = glob.glob(os.path.join(os.path.dirname(os.path.dirname(av.__file__)),
                                   "av.libs", "libopus*.so*"))
     return ctypes.CDLL(libs[0]) if libs else None
 
@@ -185,7 +170,7 @@ def test_every_duration_passes_the_reference_tools(ms: float, tmp_path: Path) ->
     assert [p.data for p in audio] == packets
     path = tmp_path / f"d{ms}.opus"
     path.write_bytes(stream)
-    opusinfo_clean(path)
+    opusinfo(path)
     total = sum(ref_packet.samples48(p) for p in packets)
     assert opusdec_samples(path, tmp_path) == total - 312
     assert pyav_packets(path) == packets
@@ -221,7 +206,7 @@ def test_every_packet_size_up_to_1500_one_page_each(tmp_path: Path) -> None:
     assert [p.data for p in audio] == packets
     path = tmp_path / "sizes.opus"
     path.write_bytes(stream)
-    opusinfo_clean(path)
+    opusinfo(path)
     assert opusdec_samples(path, tmp_path) == 960 * len(packets) - 312
     assert pyav_packets(path) == packets
     assert_pyav_decodes_like_us(packets[::7], 1)
@@ -241,7 +226,7 @@ def test_packets_larger_than_a_page_continue(max_page_ms: float | None, tmp_path
     assert any(p.granule == -1 for p in page_list)
     path = tmp_path / "big.opus"
     path.write_bytes(stream)
-    opusinfo_clean(path)
+    opusinfo(path)
     assert opusdec_samples(path, tmp_path) == 960 * len(packets) - 312
     assert pyav_packets(path) == packets
     r = audiocore.OggOpusReader()
@@ -259,7 +244,7 @@ def test_batched_pages_for_files(tmp_path: Path) -> None:
     assert max(len(p.lacing) for p in page_list) == 50
     path = tmp_path / "file.opus"
     path.write_bytes(stream)
-    text = opusinfo_clean(path)
+    text = opusinfo(path)
     assert "Page duration:   1000.0ms (max)" in text
     assert pyav_packets(path) == packets
     # flush ends a page early
@@ -277,7 +262,7 @@ def test_big_tags_span_pages(tmp_path: Path) -> None:
     ref.check_opus_stream(stream)
     path = tmp_path / "tags.opus"
     path.write_bytes(stream)
-    opusinfo_clean(path)
+    opusinfo(path)
     r = audiocore.OggOpusReader()
     assert [p.data for p in r.feed(stream)] == packets
     assert r.tags is not None
@@ -737,7 +722,7 @@ def test_close_with_the_last_packet_and_an_end_trim(max_page_ms: float | None, t
     assert [p.data for p in audio] == packets
     path = tmp_path / "trimmed.opus"
     path.write_bytes(data)
-    opusinfo_clean(path)
+    opusinfo(path)
     assert pyav_packets(path) == packets
     assert opusdec_samples(path, tmp_path) == 60 * 960 - 3840 - trim
 
