@@ -206,8 +206,7 @@ def run_flood(max_ms: int = 60_000, clear_at: int | None = None) -> dict[str, An
     arrivals = sim.trace("flood")
     rate = 24000
     total = sum(a.frame for a in arrivals)
-    raw = np.concatenate([sim.speech(rate)] * (total // 2 // sim.speech(rate).size + 1))
-    raw = raw[: total // 2].tobytes()
+    raw = sim.looped(sim.speech(rate), total // 2).tobytes()
     q = audiocore.JitterQueue(rate, max_ms=max_ms)
     state = {"off": 0, "item": None, "bounds": {}}
     seen: list[tuple[Any, int]] = []

@@ -21,7 +21,6 @@ class OpuslibDecoder:
         self.channels = channels
         self._dec = opuslib.Decoder(rate, channels)
         self._max = rate * 120 // 1000
-        self.calls: list[str] = []
 
     def _run(self, data: bytes | None, frames: int, fec: bool) -> bytes:
         try:
@@ -39,19 +38,15 @@ class OpuslibDecoder:
             raise audiocore.OpusError(exc.code, text, "opuslib") from None
 
     def decode(self, packet: bytes) -> bytes:
-        self.calls.append("decode")
         return self._run(packet, self._max, False)
 
     def conceal(self, samples: int) -> bytes:
-        self.calls.append("conceal")
         return self._run(None, samples, False)
 
     def decode_fec(self, packet: bytes, samples: int) -> bytes:
-        self.calls.append("decode_fec")
         return self._run(packet, samples, True)
 
     def reset(self) -> None:
-        self.calls.append("reset")
         self._dec.reset_state()
 
 

@@ -64,8 +64,6 @@ class Run:
     targets: list[int] = field(default_factory=list)      # stats()["target_ms"] after each pop
     buffered: list[int] = field(default_factory=list)     # buffered_ms after each pop
     pushed: list[tuple[int, Arrival, bool]] = field(default_factory=list)  # (tick, arrival, ok)
-    played_ms: list[int] = field(default_factory=list)
-    items: list[Any] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)  # which counter each pop advanced
 
     def pop_ms(self, tick: int) -> int:
@@ -77,8 +75,6 @@ class Run:
 
 def run(queue: Any, arrivals: Sequence[Arrival], push: Callable[[Any, Arrival], bool],
         frame_ms: int = 20, extra_ms: float = 1000.0,
-        stats: Callable[[Any], dict[str, int]] = lambda q: q.stats,
-        buffered: Callable[[Any], int] = lambda q: q.buffered_ms,
         before_pop: Callable[[Any, int], None] | None = None) -> Run:
     """Push ``arrivals`` (sorted by time) with ``push(queue, arrival)`` and pop every
     ``frame_ms`` until ``extra_ms`` after the last arrival."""
@@ -93,14 +89,14 @@ def run(queue: Any, arrivals: Sequence[Arrival], push: Callable[[Any, Arrival], 
             i += 1
         if before_pop is not None:
             before_pop(queue, tick)
-        before = stats(queue)
+        before = queue.stats
         result.outputs.append(queue.pop())
-        after = stats(queue)
+        after = queue.stats
         result.kinds.append(next((k for k in ("played", "concealed", "inserted", "idle")
                                   if after.get(k, 0) != before.get(k, 0)), "?")
                             if after.get("drained", 0) == before.get("drained", 0) else "cut")
         result.targets.append(after["target_ms"])
-        result.buffered.append(buffered(queue))
+        result.buffered.append(queue.buffered_ms)
         tick += 1
     return result
 
