@@ -41,8 +41,9 @@ def encoded(ms: float, channels: int = 1, bitrate: int = 32000, limit: int = 0) 
         mono = np.frombuffer(pcm, np.int16)
         pcm = np.stack([mono, mono[::-1]], axis=1).tobytes()
     step = int(48 * ms) * 2 * channels
-    out = [enc.encode(pcm[i : i + step]) for i in range(0, len(pcm) - step + 1, step)]
-    return out[:limit] if limit else out
+    if limit:  # the first packets only: encode no more than they need
+        pcm = pcm[: limit * step]
+    return [enc.encode(pcm[i : i + step]) for i in range(0, len(pcm) - step + 1, step)]
 
 
 def write_stream(packets: list[bytes], **kw: object) -> bytes:
