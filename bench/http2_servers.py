@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from audiocore.gateway._signals import until_signal  # noqa: E402
 from audiocore.protocols import sora  # noqa: E402
 
 STACKS = ("h2", "hypercorn")
@@ -44,7 +45,7 @@ async def _serve_h2() -> None:
 
     async with SoraServer(SoraConfig(listen_port=0, audio_streaming_header=True, service="test")) as server:
         print(server.port, flush=True)
-        await _until_signal()
+        await until_signal()
 
 
 async def _asgi_test(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def,type-arg]
@@ -82,15 +83,7 @@ async def _serve_hypercorn() -> None:
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]
     config.loglevel = "WARNING"
-    await serve(_asgi_test, config, shutdown_trigger=_until_signal)  # type: ignore[arg-type]
-
-
-async def _until_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await serve(_asgi_test, config, shutdown_trigger=until_signal)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------- load
