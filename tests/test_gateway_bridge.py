@@ -8,8 +8,11 @@ the realtime peer's record of what it received; never the bridge's own earlier o
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -359,6 +362,43 @@ def test_bridge_rejects_other_paths_and_shuts_down_calls_with_1001() -> None:
 
     res = run(main())
     assert res.close_code == 1001
+
+
+def test_closing_during_an_upstream_handshake_leaves_no_connection_open() -> None:
+    """The bridge closes while the service has not answered the WebSocket upgrade yet; when
+    the answer comes, the bridge must close that connection (picows keeps the socket of a
+    cancelled handshake open)."""
+    async def main() -> None:
+        asked, answer, closed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def slow_service(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            request = await reader.readuntil(b"\r\n\r\n")
+            found = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", request)
+            assert found is not None
+            asked.set()
+            await answer.wait()
+            accept = base64.b64encode(hashlib.sha1(
+                found.group(1) + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())  # RFC 6455
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            while await reader.read(4096):  # until the bridge closes the connection
+                pass
+            closed.set()
+            writer.close()
+
+        service = await asyncio.start_server(slow_service, "127.0.0.1", 0)
+        port = service.sockets[0].getsockname()[1]
+        bridge = Bridge(config(f"ws://127.0.0.1:{port}/", turn_detection=None, connect_timeout=30))
+        await bridge.start()
+        task = asyncio.create_task(call(bridge.url, SPEECH[: RATE * 2], rate=RATE, tail_s=0))
+        await asyncio.wait_for(asked.wait(), 10)
+        await bridge.close()
+        answer.set()
+        await asyncio.wait_for(closed.wait(), 10)
+        await task
+        service.close()
+
+    run(main())
 
 
 def test_serve_main_runs_until_sigterm_and_reads_the_environment() -> None:

@@ -262,6 +262,12 @@ class _UpstreamEndpoint(Endpoint):
         self.call = call
         self.generation = generation
 
+    def on_open(self) -> None:
+        # A handshake that completes after its attempt was given up (the call ended, or the
+        # attempt timed out): nobody will use this connection, so it must not linger.
+        if self.generation != self.call.generation:
+            close(self.transport)
+
     def on_text(self, data: bytes) -> None:
         if self.generation == self.call.generation:
             self.call.on_upstream(data)
@@ -381,15 +387,20 @@ class _Call:
         while not self.ended:
             self.generation += 1
             gen = self.generation
+            endpoint = _UpstreamEndpoint(self, gen)
             try:
                 transport, _ = await asyncio.wait_for(
-                    ws_connect(lambda: _UpstreamEndpoint(self, gen), cfg.upstream_url,
+                    ws_connect(lambda: endpoint, cfg.upstream_url,
                                extra_headers=headers, ssl_context=cfg.upstream_ssl,
                                max_frame_size=realtime.DEFAULT_MAX_MESSAGE_SIZE),
                     cfg.connect_timeout)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except BaseException as exc:
+                # picows leaves the socket of a cancelled or timed-out handshake open: close it
+                # if the handshake already completed; a later completion closes itself (on_open)
+                endpoint.generation = -1
+                close(endpoint.transport)
+                if not isinstance(exc, Exception):
+                    raise
                 status = getattr(getattr(exc, "response", None), "status", None)
                 if status is not None and 400 <= int(status) < 500 and int(status) not in (408, 429):
                     log.error("call %s: the service refused the connection (%s): not retrying",
