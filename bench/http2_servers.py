@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from audiocore.gateway._signals import until_signal  # noqa: E402
+from audiocore.gateway._signals import stop_on_signal, until_signal  # noqa: E402
 from audiocore.protocols import sora  # noqa: E402
 
 STACKS = ("h2", "hypercorn")
@@ -44,8 +44,9 @@ async def _serve_h2() -> None:
     from audiocore.gateway.sora import SoraServer
 
     async with SoraServer(SoraConfig(listen_port=0, audio_streaming_header=True, service="test")) as server:
+        stop = stop_on_signal()
         print(server.port, flush=True)
-        await until_signal()
+        await stop.wait()
 
 
 async def _asgi_test(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def,type-arg]

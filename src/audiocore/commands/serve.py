@@ -98,13 +98,14 @@ def sora_main(argv: list[str]) -> int:
 
 
 async def _serve(config: SoraConfig) -> None:
-    from audiocore.gateway._signals import until_signal
+    from audiocore.gateway._signals import stop_on_signal
     from audiocore.gateway.sora import SoraServer
 
     async with SoraServer(config) as server:
+        stop = stop_on_signal()
         print(f"audiocore serve sora: listening on {server.url} (service {config.service}; "
               f"{'header' if config.audio_streaming_header else 'raw'} mode)", flush=True)
         try:
-            await until_signal()
+            await stop.wait()
         finally:
             print("audiocore serve sora: shutting down", file=sys.stderr, flush=True)

@@ -42,7 +42,7 @@ from picows import WSCloseCode, WSMsgType, WSTransport, WSUpgradeRequest, ws_con
 from audiocore._ext.errors import ProtocolError
 from audiocore._ext.jitter import JitterQueue
 from audiocore._ext.resample import Resampler
-from audiocore.gateway._signals import until_signal
+from audiocore.gateway._signals import stop_on_signal
 from audiocore.gateway._ticker import PerCallTimers, SharedTicker
 from audiocore.gateway._ws import Endpoint, close, send_text, wait_closed
 from audiocore.protocols import acs, realtime
@@ -796,8 +796,9 @@ def serve_main(argv: list[str]) -> int:
 
     async def run() -> None:
         async with Bridge(config) as bridge:
+            stop = stop_on_signal()
             print(f"listening on {bridge.url}", flush=True)
-            await until_signal()
+            await stop.wait()
 
     loop = new_event_loop(args.loop)
     try:
