@@ -148,6 +148,16 @@ def test_raw_pcm_needs_its_rate(tmp_path: Path) -> None:
     odd.write_bytes(src.tobytes()[:1001])
     bad = cli("convert", odd, tmp_path / "z.wav", "--in-rate", "16000")
     assert bad.returncode == 1 and "whole frame" in bad.stderr
+    # a failure closes both files (-X dev reports a file left to the garbage collector) and
+    # the output is finished with what was converted before the error
+    cut = subprocess.run([sys.executable, "-X", "dev", "-m", "audiocore", "convert", str(odd),
+                          str(tmp_path / "z.opus"), "--in-rate", "16000"], capture_output=True, text=True, timeout=300)
+    assert cut.returncode == 1 and "whole frame" in cut.stderr and "ResourceWarning" not in cut.stderr, cut.stderr
+    opusinfo(tmp_path / "z.opus")
+    (tmp_path / "junk.opus").write_bytes(b"OggS" + bytes(100))
+    junk = subprocess.run([sys.executable, "-X", "dev", "-m", "audiocore", "convert", str(tmp_path / "junk.opus"),
+                           str(tmp_path / "j.wav")], capture_output=True, text=True, timeout=300)
+    assert junk.returncode == 1 and "ResourceWarning" not in junk.stderr, junk.stderr
     unknown = cli("convert", DATA / "speech-16k.wav", tmp_path / "x.xyz")
     assert unknown.returncode == 1 and "extension" in unknown.stderr
 
@@ -191,6 +201,8 @@ def test_dump2ogg(tmp_path: Path) -> None:
     bad = cli("dump2ogg", dump, out)
     assert bad.returncode == 1 and "line 2: payload" in bad.stderr
     assert cli("dump2ogg", dump, out, "--skip-bad").returncode == 0
+    missing = cli("dump2ogg", tmp_path / "none.jsonl", out)
+    assert missing.returncode == 1 and missing.stderr.startswith("audiocore dump2ogg: "), missing.stderr
 
 
 def test_dump2ogg_reads_what_the_gateway_dumped(tmp_path: Path) -> None:

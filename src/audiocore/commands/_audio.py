@@ -134,6 +134,14 @@ class OpusSource(Source):
         self.path = path
         self.f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self.size = path.stat().st_size
+        try:
+            self._read_head()
+        except BaseException:
+            self.f.close()
+            raise
+
+    def _read_head(self) -> None:
+        path = self.path
         self.reader = OggOpusReader()
         self.early: list[tuple[list[OggPacket], int]] = []
         while self.reader.head is None:
@@ -337,7 +345,8 @@ def open_sink(path: Path, fmt: str, rate: int, channels: int, *, bitrate: int | 
 
 def convert_file(source: Source, sink: Sink, progress: object | None = None) -> int:
     """Stream ``source`` into ``sink``, resampling when the rates differ (time-aligned:
-    exactly ``floor(N * out / in)`` samples come out of ``N``). Returns the samples written."""
+    exactly ``floor(N * out / in)`` samples come out of ``N``). Returns the samples written;
+    the caller closes ``sink``."""
     if source.channels != sink.channels:
         raise AudioFileError(f"{source.channels} channels in, {sink.channels} out: channel mixing is not done")
     resampler = Resampler(source.rate, sink.rate, channels=source.channels) if source.rate != sink.rate else None
@@ -360,7 +369,6 @@ def convert_file(source: Source, sink: Sink, progress: object | None = None) -> 
             progress.update(nbytes)  # type: ignore[attr-defined]
     if resampler:
         put(resampler.flush())
-    sink.close()
     return written
 
 

@@ -103,6 +103,7 @@ def main(argv: list[str]) -> int:
                 finally:
                     if bar is not overall:
                         bar.close()
+                    sink.close()  # also after a failure: what was converted stays, finished
             finally:
                 source.close()
         except (AudioFileError, OSError, ValueError) as exc:

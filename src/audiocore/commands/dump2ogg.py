@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from audiocore import DecodeError, OggOpusWriter, b64decode, opus_packet_samples
+
 HELP = "turn the Sora gateway's /dump JSON lines into Ogg Opus file(s)"
 
 #: Longest line read (bytes): a 0xFFFFFF-byte packet in base64, and the other fields.
@@ -47,8 +49,6 @@ def parse_record(text: str | bytes, line: int = 1) -> DumpRecord:
     ``channel_id``/``connection_id``/``language_code`` (strings), ``sample_rate`` (1-384000)
     and ``channel_count`` (1 or 2) (integers; absent: 48000 and 1), ``timestamp`` (integer
     ms). Unknown keys are ignored. Raises :class:`DumpError`."""
-    from audiocore import DecodeError, b64decode
-
     try:
         obj = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
@@ -106,8 +106,6 @@ def _name(record: DumpRecord) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from audiocore import DecodeError, OggOpusWriter, opus_packet_samples
-
     parser = argparse.ArgumentParser(
         prog="audiocore dump2ogg",
         description="Write the Opus packets of a /dump file (JSON lines) as Ogg Opus: one file "
@@ -129,8 +127,9 @@ def main(argv: list[str]) -> int:
     writers: dict[str, tuple[OggOpusWriter, IO[bytes], Path]] = {}
     counts: dict[str, int] = {}
     skipped = 0
-    source = sys.stdin.buffer if args.dump == "-" else open(args.dump, "rb")  # noqa: SIM115
+    source: IO[bytes] | None = None
     try:
+        source = sys.stdin.buffer if args.dump == "-" else open(args.dump, "rb")  # noqa: SIM115
         for number, record in enumerate(read_records(source), 1):
             key = record.connection_id
             if args.connection_id is not None and key != args.connection_id:
@@ -161,7 +160,7 @@ def main(argv: list[str]) -> int:
         print(f"audiocore dump2ogg: {exc}", file=sys.stderr)
         return 1
     finally:
-        if source is not sys.stdin.buffer:
+        if source is not None and source is not sys.stdin.buffer:
             source.close()
         for writer, f, _ in writers.values():
             f.write(writer.close())
