@@ -84,5 +84,6 @@ def __getattr__(name: str) -> Any:
     if name == "resample":
         from audiocore.resampling import resample
 
+        globals()["resample"] = resample  # later lookups skip this hook
         return resample
     raise AttributeError(f"module 'audiocore' has no attribute {name!r}")

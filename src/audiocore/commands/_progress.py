@@ -45,9 +45,3 @@ class Progress:
             self._draw()
             self.stream.write("\n")
             self.stream.flush()
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

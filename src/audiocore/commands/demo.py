@@ -210,10 +210,11 @@ def main(argv: list[str]) -> int:
         summary = loop.run_until_complete(run(out))
     finally:
         loop.close()
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    text = json.dumps(summary, indent=2)
+    (out / "summary.json").write_text(text + "\n")
     problems = _problems(summary)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(text)
     else:
         print("\n".join(_report(summary)))
         print(f"Done in {summary['seconds']} s" + (": " + "; ".join(problems) if problems

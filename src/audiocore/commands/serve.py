@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import importlib
 import logging
 import sys
 from typing import TYPE_CHECKING
@@ -25,16 +24,9 @@ def main(argv: list[str]) -> int:
     if kind == "sora":
         return sora_main(rest)
     if kind == "bridge":
-        try:
-            bridge = importlib.import_module("audiocore.gateway.bridge")
-        except ModuleNotFoundError as exc:
-            if exc.name != "audiocore.gateway.bridge":
-                raise
-            print("audiocore serve bridge: the bridge gateway (audiocore.gateway.bridge) is not "
-                  "part of this installation", file=sys.stderr)
-            return 2
-        result: int = bridge.serve_main(rest)
-        return result
+        from audiocore.gateway.bridge import serve_main
+
+        return serve_main(rest)
     print(f"audiocore serve: unknown gateway {kind!r} (choose sora or bridge)", file=sys.stderr)
     return 2
 
