@@ -57,6 +57,7 @@ cdef class OggOpusWriter:
     cdef Py_ssize_t _npk
     cdef Py_ssize_t _pk_cap
 
+    cdef bytes _add(self, packet, bint last, int64_t end_trim)
     cdef int _enqueue(self, const unsigned char* p, Py_ssize_t n, int64_t granule) except -1
     cdef bytes _emit(self, bint flush, bint eos)
 

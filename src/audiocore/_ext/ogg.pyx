@@ -315,6 +315,13 @@ cdef bytes _pages(const unsigned char* body, const Py_ssize_t* lens, const int64
     return out
 
 
+cdef int _check_trim(int64_t end_trim, int64_t duration) except -1:
+    if end_trim > duration:
+        raise ValueError(f"end_trim {end_trim} exceeds the last packet's "
+                         f"{duration} samples at 48 kHz")
+    return 0
+
+
 @cython.final
 cdef class OggOpusWriter:
     """Ogg Opus pages (RFC 7845) from Opus packets, with mapping family 0 (1 or 2 channels).
@@ -385,23 +392,31 @@ cdef class OggOpusWriter:
 
     def write(self, packet) -> bytes:
         """Add one Opus packet; returns the pages it completes (maybe none when batching)."""
-        cdef InBuf b
-        cdef Py_ssize_t length, k, done
-        cdef int64_t granule
         if self._stage != 1:
             raise RuntimeError("call headers() before write()" if self._stage == 0
                                else "the stream is closed")
+        return self._add(packet, False, 0)
+
+    cdef bytes _add(self, packet, bint last, int64_t end_trim):
+        """Page one packet; ``last``: onto the EOS page, its granule ``end_trim`` lower.
+        Raises before changing anything on a bad packet or trim."""
+        cdef InBuf b
+        cdef Py_ssize_t length, k, done
+        cdef int64_t duration, granule
         in_acquire(packet, &b)
         try:
-            granule = self._granule + packet_samples48(b.ptr, b.len)
+            duration = packet_samples48(b.ptr, b.len)
+            _check_trim(end_trim, duration)
+            granule = self._granule + duration - end_trim
             if self._max_page_samples == 0:
                 length = b.len
-                out = _pages(b.ptr, &length, &granule, 1, 0, True, 0, False, self._serial,
+                out = _pages(b.ptr, &length, &granule, 1, 0, True, 0, last, self._serial,
                              &self._seq, &k, &done, &self._paged_granule)
             else:
                 self._enqueue(b.ptr, b.len, granule)
-                out = self._emit(granule - self._paged_granule >= self._max_page_samples, False)
-            self._granule = granule
+                out = self._emit(last or granule - self._paged_granule >= self._max_page_samples,
+                                 last)
+            self._granule = granule + end_trim
             return out
         finally:
             in_release(&b)
@@ -423,40 +438,19 @@ cdef class OggOpusWriter:
         is that much lower than the packets' durations add up to. It needs a packet on the
         EOS page and may not exceed the last packet's duration. A bad packet or trim raises
         and leaves the writer open and unchanged."""
-        cdef InBuf b
-        cdef Py_ssize_t length, k, done
-        cdef int64_t duration, granule
+        cdef int64_t duration
         if self._stage != 1:
             raise RuntimeError("call headers() before close()" if self._stage == 0
                                else "the stream is already closed")
         if end_trim < 0:
             raise ValueError(f"end_trim must be 0 or more samples at 48 kHz, not {end_trim}")
         if packet is not None:
-            in_acquire(packet, &b)
-            try:
-                duration = packet_samples48(b.ptr, b.len)
-                if end_trim > duration:
-                    raise ValueError(f"end_trim {end_trim} exceeds the last packet's "
-                                     f"{duration} samples at 48 kHz")
-                granule = self._granule + duration
-                if self._max_page_samples == 0:
-                    length = b.len
-                    granule -= end_trim
-                    out = _pages(b.ptr, &length, &granule, 1, 0, True, 0, True, self._serial,
-                                 &self._seq, &k, &done, &self._paged_granule)
-                else:
-                    self._enqueue(b.ptr, b.len, granule - end_trim)
-                    out = self._emit(True, True)
-                self._granule = granule
-            finally:
-                in_release(&b)
+            out = self._add(packet, True, end_trim)
         elif self._npk:
             if end_trim:
                 duration = self._grans[self._npk - 1] - (
                     self._grans[self._npk - 2] if self._npk > 1 else self._paged_granule)
-                if end_trim > duration:
-                    raise ValueError(f"end_trim {end_trim} exceeds the last packet's "
-                                     f"{duration} samples at 48 kHz")
+                _check_trim(end_trim, duration)
                 self._grans[self._npk - 1] -= end_trim
             out = self._emit(True, True)
         else:
