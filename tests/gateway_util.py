@@ -7,7 +7,7 @@ import asyncio
 import datetime
 import ipaddress
 import subprocess
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,16 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 90) -> T:
         return await asyncio.wait_for(coro, timeout)
 
     return asyncio.run(bounded())
+
+
+async def settle(cond: Callable[[], object], timeout: float = 3.0) -> None:
+    """Wait until cond() holds (the other side of a socket catching up); fails after
+    ``timeout`` seconds. Use it instead of a fixed sleep: shared machines are slow at times."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "timed out waiting for the peers"
+        await asyncio.sleep(0.01)
 
 
 def opusinfo(path: Path) -> str:

@@ -18,12 +18,12 @@ import soxr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import audiocore
 from audiocore.commands.dump2ogg import DumpError, parse_record
+from audiocore.gateway.peers.sora_client import packets_from_ogg
 from conftest import DATA
 from gateway_util import opusinfo, pyav_packets
 
-PACKETS = [p.data for p in audiocore.OggOpusReader().feed((DATA / "speech-20ms.opus").read_bytes())]
+PACKETS = packets_from_ogg(DATA / "speech-20ms.opus")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -187,7 +187,7 @@ def test_dump2ogg(tmp_path: Path) -> None:
     result = cli("dump2ogg", dump, out)
     assert result.returncode == 0, result.stderr
     opusinfo(out)
-    assert pyav_packets(out) == packets == [p.data for p in audiocore.OggOpusReader().feed(out.read_bytes())]
+    assert pyav_packets(out) == packets == packets_from_ogg(out)
     # two connections: refused without a choice, split or picked with one
     dump.write_text("\n".join(_dump_line(p, "c1" if i % 2 else "c2") for i, p in enumerate(packets)) + "\n")
     mixed = cli("dump2ogg", dump, out)
@@ -302,7 +302,7 @@ def test_inspect_facts_against_opusinfo_and_pyav(tmp_path: Path) -> None:
 def test_inspect_on_gateway_output(tmp_path: Path, name: str) -> None:
     # A file the gateway's Ogg writer made from dumped packets is inspected without problems.
     dump = tmp_path / "d.jsonl"
-    packets = [p.data for p in audiocore.OggOpusReader().feed((DATA / name).read_bytes())]
+    packets = packets_from_ogg(DATA / name)
     dump.write_text("\n".join(_dump_line(p) for p in packets) + "\n")
     assert cli("dump2ogg", dump, tmp_path / "g.ogg").returncode == 0
     facts = json.loads(cli("inspect", "--json", tmp_path / "g.ogg").stdout)

@@ -10,11 +10,11 @@ deltas of it were really in flight and dropped by the bridge); no frame lost eit
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 from conftest import DATA
+from gateway_util import run, settle
 
 from audiocore.gateway.bridge import Bridge, BridgeConfig
 from audiocore.gateway.peers.acs_caller import call, read_wav
@@ -49,13 +49,10 @@ def test_two_minute_call_with_barge_in() -> None:
                 Bridge(BridgeConfig(upstream_url=rt.url)) as bridge:
             res = await call(bridge.url, audio, rate=RATE, tail_s=0, realtime=rt,
                              group_delay_ms=bridge.config.resampler_delays_ms(RATE))
-            for _ in range(100):
-                if not bridge.calls:
-                    break
-                await asyncio.sleep(0.02)
+            await settle(lambda: not bridge.calls)
             return res, bridge.finished[-1], rt
 
-    res, stats, rt = asyncio.run(main())
+    res, stats, rt = run(main(), timeout=300)
     fig = res.figures
     assert fig is not None
     cancelled = [r for r in rt.responses if r[2] == "cancelled"]
