@@ -70,9 +70,13 @@ async def _start_bridge(cmd: list[str], core: int) -> tuple[subprocess.Popen[str
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     _pin(proc.pid, core)
     assert proc.stdout is not None
-    line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+    try:
+        line = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline), 60)
+    except TimeoutError:
+        line = "(nothing within 60 s)"
     if not line.startswith("listening on "):
-        proc.kill()
+        proc.kill()  # also ends a readline still waiting
         err = proc.stderr.read() if proc.stderr else ""
         raise RuntimeError(f"the bridge did not start: {line!r} {err[-2000:]}")
     return proc, line.split()[-1]
