@@ -11,7 +11,9 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +27,9 @@ from audiocore.gateway.peers.sora_client import (
     sora_headers,
     stream_opus,
 )
+from audiocore.gateway.recognizers import AudioChunk, Recognizer, RecognizerStream, StreamInfo
 from audiocore.gateway.sora import QUEUE_HIGH, SoraServer
-from audiocore.protocols.sora import SILENCE_PACKET, packet_bytes
+from audiocore.protocols.sora import SILENCE_PACKET, error_result, packet_bytes
 from conftest import DATA
 from gateway_util import make_pki, opusinfo, pyav_packets, run
 
@@ -557,3 +560,66 @@ def test_listen_port_zero_gives_distinct_ports(tmp_path: Path) -> None:
                 pass
 
     run(scenario())
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Wait (generously) for ``condition`` to hold."""
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+class _ScriptedStream(RecognizerStream):
+    """One result at once, then an exception (``fail``) or the end, while the audio flows."""
+
+    def __init__(self, fail: bool) -> None:
+        super().__init__()
+        self.fail = fail
+
+    async def send(self, chunk: AudioChunk) -> None:
+        pass
+
+    async def end(self, ogg_tail: bytes) -> None:
+        pass
+
+    async def results(self) -> AsyncIterator[bytes | Mapping[str, Any]]:
+        yield {"type": "aws", "message": "first"}
+        if self.fail:
+            raise RuntimeError("recognizer broke")
+
+
+class _Scripted(Recognizer):
+    name = "scripted"
+    wants_ogg = False
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    async def open(self, info: StreamInfo) -> RecognizerStream:
+        return _ScriptedStream(self.fail)
+
+
+@pytest.mark.parametrize("fail", [True, False])
+def test_results_failing_or_ending_before_the_audio_end_the_response(tmp_path: Path, fail: bool) -> None:
+    async def scenario() -> None:
+        recognizers = {"scripted": _Scripted(fail)}
+        async with SoraServer(config(tmp_path, service="scripted"), recognizers=recognizers) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/speech")
+            assert await stream.response() == 200
+            await stream.send(body_of(PACKETS[:5]))  # and the body stays open
+            lines = await asyncio.wait_for(_lines(stream), 20)
+            first = b'{"type":"aws","message":"first"}\n'
+            assert lines == ([first, error_result("RuntimeError: recognizer broke")] if fail else [first])
+            await until(lambda: all(not c.streams for c in server.connections))
+            result = await stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=client)
+            assert result.status == 200 and len(result.lines) == 3
+            await client.aclose()
+
+    run(scenario())
+
+
+async def _lines(stream: ClientStream) -> list[bytes]:
+    return [line async for line in stream.lines()]

@@ -601,6 +601,8 @@ class _Stream:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
+                    if task.cancelled():  # one we cancelled below
+                        continue
                     exc = task.exception()
                     if exc is not None and not isinstance(exc, ConnectionResetError):
                         log.warning("stream %d: %s: %s", self.sid, self.recognizer.name, exc)
