@@ -623,3 +623,19 @@ def test_results_failing_or_ending_before_the_audio_end_the_response(tmp_path: P
 
 async def _lines(stream: ClientStream) -> list[bytes]:
     return [line async for line in stream.lines()]
+
+
+def test_a_packet_larger_than_the_stream_window_goes_through(tmp_path: Path) -> None:
+    big = random.Random(5).randbytes(300_000)  # over the 256 KiB stream window
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, service="ogg", max_payload_length=400_000)) as server:
+            # /test takes any payload; the ogg service refuses it as not Opus, once it is all there
+            result = await asyncio.wait_for(stream_opus(server.url + "/test", [big, PACKETS[0]], realtime=False), 30)
+            assert result.status == 200
+            assert [json.loads(x)["message"] for x in result.lines] == ["n: 300000", f"n: {len(PACKETS[0])}"]
+            result = await asyncio.wait_for(stream_opus(server.url + "/speech", [PACKETS[0], big], realtime=False), 30)
+            assert [json.loads(x)["type"] for x in result.lines] == ["error"]
+            assert json.loads(result.lines[0])["reason"].startswith("INVALID-OPUS-PACKET")
+
+    run(scenario())
