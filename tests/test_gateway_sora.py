@@ -639,3 +639,45 @@ def test_a_packet_larger_than_the_stream_window_goes_through(tmp_path: Path) -> 
             assert json.loads(result.lines[0])["reason"].startswith("INVALID-OPUS-PACKET")
 
     run(scenario())
+
+
+class _FloodStream(RecognizerStream):
+    """Per packet more result bytes than a stream window holds."""
+
+    async def send(self, chunk: AudioChunk) -> None:
+        for _ in range(5):
+            await self.emit(b'{"pad":"%s"}\n' % (b"x" * 65536))
+
+    async def end(self, ogg_tail: bytes) -> None:
+        await self.finish()
+
+
+class _Flood(Recognizer):
+    name = "flood"
+    wants_ogg = False
+
+    async def open(self, info: StreamInfo) -> RecognizerStream:
+        return _FloodStream()
+
+
+def test_client_reset_gives_back_the_unread_window_and_forgets_the_stream(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, service="flood"), recognizers={"flood": _Flood()}) as server:
+            client = await H2Client.connect(server.url)
+            proto = client.proto
+            # 70 streams whose 256 KiB of unread results each add up to more than the 16 MiB
+            # connection window: resetting them must give it back
+            for _ in range(70):
+                stream = await open_stream(client, "/speech")
+                await stream.send(body_of(PACKETS[:1]))
+                await until(lambda: proto.conn.remote_flow_control_window(stream.stream_id) == 0)
+                stream.reset()
+                assert stream.stream_id not in proto.streams and await stream.read() == b""
+            result = await asyncio.wait_for(
+                stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=client), 30)
+            assert result.status == 200 and len(result.lines) == 3
+            assert not proto.streams
+            await client.aclose()
+
+    run(scenario())
+

@@ -104,8 +104,13 @@ class ClientStream:
         self.client.proto.end_stream(self.stream_id)
 
     def reset(self, code: int = 8) -> None:
-        """Abort the stream (RST_STREAM, default CANCEL)."""
-        self.client.proto.reset_stream(self.stream_id, code)
+        """Abort the stream (RST_STREAM, default CANCEL); what arrived unread is dropped (and
+        its flow-control window given back)."""
+        proto = self.client.proto
+        proto.reset_stream(self.stream_id, code)
+        proto.streams.pop(self.stream_id, None)
+        proto.acknowledge(self.stream_id, sum(flow for _, flow in self._chunks))
+        self._chunks.clear()
         self._on_end(code)
 
     async def response(self) -> int:
