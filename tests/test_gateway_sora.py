@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import h2.exceptions
 import pytest
 
 import audiocore
@@ -681,3 +682,19 @@ def test_client_reset_gives_back_the_unread_window_and_forgets_the_stream(tmp_pa
 
     run(scenario())
 
+
+def test_a_request_h2_refuses_leaves_no_stream_behind(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, http2_max_concurrent_streams=1)) as server:
+            client = await H2Client.connect(server.url)
+            first = await open_stream(client, "/test")
+            assert await first.response() == 200
+            with pytest.raises(h2.exceptions.TooManyStreamsError):
+                await open_stream(client, "/test")
+            assert list(client.proto.streams) == [first.stream_id]
+            await first.end()
+            assert await first.body() == b""
+            assert not client.proto.streams
+            await client.aclose()
+
+    run(scenario())

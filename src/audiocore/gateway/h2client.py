@@ -254,12 +254,11 @@ class H2Client:
         if proto.is_lost or proto.peer_goaway is not None:
             raise ConnectionResetError("connection closed" if proto.is_lost else "the server is shutting down (GOAWAY)")
         stream_id = proto.conn.get_next_available_stream_id()
-        stream = ClientStream(self, stream_id)
-        proto.streams[stream_id] = stream
         proto.conn.send_headers(stream_id, [
             (":method", method), (":scheme", self.scheme), (":authority", self.authority),
             (":path", path), *headers,
-        ], end_stream=end_stream)
+        ], end_stream=end_stream)  # may raise (TooManyStreamsError...): register only after
+        stream = proto.streams[stream_id] = ClientStream(self, stream_id)
         proto.flush()
         await proto.drain()
         return stream
