@@ -408,9 +408,11 @@ class HttpRecognizer(Recognizer):
                 ("x-language-code", info.headers.language_code),
             ])
             status = await upstream.response()
-        except (OSError, ConnectionError) as exc:
+        except BaseException as exc:  # also cancellation and h2 errors: the connection goes too
             await client.aclose()
-            raise RecognizerRefused(502, f"recognizer connection failed: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise RecognizerRefused(502, f"recognizer connection failed: {exc}") from exc
+            raise
         if status != 200:
             await client.aclose()
             raise RecognizerRefused(502, f"recognizer answered {status}")
