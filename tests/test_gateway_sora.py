@@ -11,7 +11,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -695,6 +695,35 @@ def test_a_request_h2_refuses_leaves_no_stream_behind(tmp_path: Path) -> None:
             await first.end()
             assert await first.body() == b""
             assert not client.proto.streams
+            await client.aclose()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("how", ["raise", "cancel"])
+def test_stream_opus_stopped_midway_resets_its_stream_on_a_shared_client(tmp_path: Path, how: str) -> None:
+    def packets() -> Iterator[bytes]:
+        yield from PACKETS[:3]
+        if how == "raise":
+            raise ValueError("no more audio")
+        yield from PACKETS[3:]
+
+    def readers() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__name__", "") == "_read"]
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as server:
+            client = await H2Client.connect(server.url)
+            call = asyncio.create_task(stream_opus(server.url + "/test", packets(), realtime=True, client=client))
+            if how == "cancel":
+                await until(lambda: any(c.streams for c in server.connections))
+                call.cancel()
+            with pytest.raises(ValueError if how == "raise" else asyncio.CancelledError):
+                await call
+            assert not readers() and not client.proto.streams
+            await until(lambda: all(not c.streams for c in server.connections))
+            result = await stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=client)
+            assert result.status == 200 and len(result.lines) == 3
             await client.aclose()
 
     run(scenario())
