@@ -28,9 +28,16 @@ from audiocore.gateway.peers.sora_client import (
     sora_headers,
     stream_opus,
 )
-from audiocore.gateway.recognizers import AudioChunk, Recognizer, RecognizerStream, StreamInfo
+from audiocore.gateway.recognizers import (
+    AudioChunk,
+    Recognizer,
+    RecognizerStream,
+    StreamInfo,
+    dump_line,
+    result_line,
+)
 from audiocore.gateway.sora import QUEUE_HIGH, SoraServer
-from audiocore.protocols.sora import SILENCE_PACKET, error_result, packet_bytes
+from audiocore.protocols.sora import SILENCE_PACKET, StreamHeaders, error_result, packet_bytes
 from conftest import DATA
 from gateway_util import make_pki, opusinfo, pyav_packets, run
 
@@ -727,3 +734,14 @@ def test_stream_opus_stopped_midway_resets_its_stream_on_a_shared_client(tmp_pat
             await client.aclose()
 
     run(scenario())
+
+
+def test_dump_and_result_lines_exact_bytes(tmp_path: Path) -> None:
+    headers = StreamHeaders("chän \"1\"", None, "c/1", "ja-JP")
+    info = StreamInfo("/dump", headers, 48000, 2, None, config(tmp_path))
+    chunk = AudioChunk(b"\xfc\xff\xfe\x00", b"", False, None, None, 1_700_000_000_123)
+    assert dump_line(chunk, info) == (
+        b'{"timestamp":1700000000123,"channel_id":"ch\\u00e4n \\"1\\"","connection_id":"c/1",'
+        b'"language_code":"ja-JP","sample_rate":48000,"channel_count":2,"payload":"/P/+AA=="}\n')
+    assert result_line({"type": "gcp", "message": "é", "is_final": True, "stability": 0.5}) == (
+        b'{"type":"gcp","message":"\\u00e9","is_final":true,"stability":0.5}\n')
