@@ -16,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import audiocore
+from audiocore.gateway._h2 import PREFACE
 from audiocore.gateway.config import REFERENCE_ONLY_KEYS, ConfigError, SoraConfig, load_config, parse_config
-from audiocore.gateway.peers.sora_client import packets_from_ogg, stream_opus
+from audiocore.gateway.h2client import H2Client
+from audiocore.gateway.peers.sora_client import open_stream, packets_from_ogg, stream_opus
 from audiocore.gateway.recognizers import HttpRecognizer
 from audiocore.gateway.sora import SoraServer
 from conftest import DATA
@@ -262,3 +264,38 @@ def test_http_recognizer_with_a_fake_cloud_on_hypercorn(tmp_path: Path) -> None:
     run(scenario())
     with pytest.raises(ValueError):
         HttpRecognizer("")
+
+
+def test_http_recognizer_closes_its_upstream_when_cut_while_opening() -> None:
+    async def scenario() -> None:
+        asked, closed = asyncio.Event(), asyncio.Event()
+
+        async def silent_cloud(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            """Reads the request's HEADERS, never answers, and notes when the client hangs up."""
+            try:
+                await reader.readexactly(len(PREFACE))
+                while True:
+                    head = await reader.readexactly(9)
+                    await reader.readexactly(int.from_bytes(head[:3], "big"))
+                    if head[3] == 1:
+                        break
+                asked.set()
+                await reader.read()
+            finally:
+                closed.set()
+                writer.close()
+
+        cloud = await asyncio.start_server(silent_cloud, "127.0.0.1", 0)
+        port = cloud.sockets[0].getsockname()[1]
+        cfg = SoraConfig(listen_port=0, service="http", recognizer_url=f"http://127.0.0.1:{port}/v1/recognize")
+        server = SoraServer(cfg)
+        await server.start()
+        client = await H2Client.connect(server.url)
+        await open_stream(client, "/speech")
+        await asyncio.wait_for(asked.wait(), 20)  # open() now waits for the upstream's answer
+        await server.close(timeout=0)  # cuts the stream, cancelling open()
+        await asyncio.wait_for(closed.wait(), 20)
+        await client.aclose()
+        cloud.close()
+
+    run(scenario())

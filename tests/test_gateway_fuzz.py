@@ -67,6 +67,18 @@ def test_goaway_filter_equals_a_plain_frame_splitter(frames: list[bytes], client
     proto._filter_goaway(tail)
 
 
+def test_a_read_without_goaway_passes_the_filter_uncopied() -> None:
+    frames = _frame(0, b"x" * 100, sid=1) + _frame(1, b"headers", flags=4, sid=3) + _frame(7, b"short")
+    for client_side, data in ((True, frames), (False, PREFACE + frames)):
+        proto = _Recorder(client_side)
+        assert proto._filter_goaway(data) is data
+        head, rest = frames[:50], frames[50:]  # cut inside a payload
+        assert proto._filter_goaway(head) is head and proto._filter_goaway(rest) is rest
+    proto = _Recorder(True)
+    held = proto._filter_goaway(frames[:4])  # a header cut in two is held, then joined
+    assert held == b"" and proto._filter_goaway(frames[4:]) == frames[:4] + frames[4:]
+
+
 _PACKETS = packets_from_ogg(DATA / "speech-20ms.opus")[:3]
 
 

@@ -11,8 +11,11 @@ import socket
 import ssl
 import subprocess
 import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
+import h2.exceptions
 import pytest
 
 import audiocore
@@ -25,8 +28,16 @@ from audiocore.gateway.peers.sora_client import (
     sora_headers,
     stream_opus,
 )
+from audiocore.gateway.recognizers import (
+    AudioChunk,
+    Recognizer,
+    RecognizerStream,
+    StreamInfo,
+    dump_line,
+    result_line,
+)
 from audiocore.gateway.sora import QUEUE_HIGH, SoraServer
-from audiocore.protocols.sora import SILENCE_PACKET, packet_bytes
+from audiocore.protocols.sora import SILENCE_PACKET, StreamHeaders, error_result, packet_bytes
 from conftest import DATA
 from gateway_util import make_pki, opusinfo, pyav_packets, run
 
@@ -557,3 +568,180 @@ def test_listen_port_zero_gives_distinct_ports(tmp_path: Path) -> None:
                 pass
 
     run(scenario())
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Wait (generously) for ``condition`` to hold."""
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+class _ScriptedStream(RecognizerStream):
+    """One result at once, then an exception (``fail``) or the end, while the audio flows."""
+
+    def __init__(self, fail: bool) -> None:
+        super().__init__()
+        self.fail = fail
+
+    async def send(self, chunk: AudioChunk) -> None:
+        pass
+
+    async def end(self, ogg_tail: bytes) -> None:
+        pass
+
+    async def results(self) -> AsyncIterator[bytes | Mapping[str, Any]]:
+        yield {"type": "aws", "message": "first"}
+        if self.fail:
+            raise RuntimeError("recognizer broke")
+
+
+class _Scripted(Recognizer):
+    name = "scripted"
+    wants_ogg = False
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+
+    async def open(self, info: StreamInfo) -> RecognizerStream:
+        return _ScriptedStream(self.fail)
+
+
+@pytest.mark.parametrize("fail", [True, False])
+def test_results_failing_or_ending_before_the_audio_end_the_response(tmp_path: Path, fail: bool) -> None:
+    async def scenario() -> None:
+        recognizers = {"scripted": _Scripted(fail)}
+        async with SoraServer(config(tmp_path, service="scripted"), recognizers=recognizers) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/speech")
+            assert await stream.response() == 200
+            await stream.send(body_of(PACKETS[:5]))  # and the body stays open
+            lines = await asyncio.wait_for(_lines(stream), 20)
+            first = b'{"type":"aws","message":"first"}\n'
+            assert lines == ([first, error_result("RuntimeError: recognizer broke")] if fail else [first])
+            await until(lambda: all(not c.streams for c in server.connections))
+            result = await stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=client)
+            assert result.status == 200 and len(result.lines) == 3
+            await client.aclose()
+
+    run(scenario())
+
+
+async def _lines(stream: ClientStream) -> list[bytes]:
+    return [line async for line in stream.lines()]
+
+
+def test_a_packet_larger_than_the_stream_window_goes_through(tmp_path: Path) -> None:
+    big = random.Random(5).randbytes(300_000)  # over the 256 KiB stream window
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, service="ogg", max_payload_length=400_000)) as server:
+            # /test takes any payload; the ogg service refuses it as not Opus, once it is all there
+            result = await asyncio.wait_for(stream_opus(server.url + "/test", [big, PACKETS[0]], realtime=False), 30)
+            assert result.status == 200
+            assert [json.loads(x)["message"] for x in result.lines] == ["n: 300000", f"n: {len(PACKETS[0])}"]
+            result = await asyncio.wait_for(stream_opus(server.url + "/speech", [PACKETS[0], big], realtime=False), 30)
+            assert [json.loads(x)["type"] for x in result.lines] == ["error"]
+            assert json.loads(result.lines[0])["reason"].startswith("INVALID-OPUS-PACKET")
+
+    run(scenario())
+
+
+class _FloodStream(RecognizerStream):
+    """Per packet more result bytes than a stream window holds."""
+
+    async def send(self, chunk: AudioChunk) -> None:
+        for _ in range(5):
+            await self.emit(b'{"pad":"%s"}\n' % (b"x" * 65536))
+
+    async def end(self, ogg_tail: bytes) -> None:
+        await self.finish()
+
+
+class _Flood(Recognizer):
+    name = "flood"
+    wants_ogg = False
+
+    async def open(self, info: StreamInfo) -> RecognizerStream:
+        return _FloodStream()
+
+
+def test_client_reset_gives_back_the_unread_window_and_forgets_the_stream(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, service="flood"), recognizers={"flood": _Flood()}) as server:
+            client = await H2Client.connect(server.url)
+            proto = client.proto
+            # 70 streams whose 256 KiB of unread results each add up to more than the 16 MiB
+            # connection window: resetting them must give it back
+            for _ in range(70):
+                stream = await open_stream(client, "/speech")
+                await stream.send(body_of(PACKETS[:1]))
+                await until(lambda: proto.conn.remote_flow_control_window(stream.stream_id) == 0)
+                stream.reset()
+                assert stream.stream_id not in proto.streams and await stream.read() == b""
+            result = await asyncio.wait_for(
+                stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=client), 30)
+            assert result.status == 200 and len(result.lines) == 3
+            assert not proto.streams
+            await client.aclose()
+
+    run(scenario())
+
+
+def test_a_request_h2_refuses_leaves_no_stream_behind(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path, http2_max_concurrent_streams=1)) as server:
+            client = await H2Client.connect(server.url)
+            first = await open_stream(client, "/test")
+            assert await first.response() == 200
+            with pytest.raises(h2.exceptions.TooManyStreamsError):
+                await open_stream(client, "/test")
+            assert list(client.proto.streams) == [first.stream_id]
+            await first.end()
+            assert await first.body() == b""
+            assert not client.proto.streams
+            await client.aclose()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("how", ["raise", "cancel"])
+def test_stream_opus_stopped_midway_resets_its_stream_on_a_shared_client(tmp_path: Path, how: str) -> None:
+    def packets() -> Iterator[bytes]:
+        yield from PACKETS[:3]
+        if how == "raise":
+            raise ValueError("no more audio")
+        yield from PACKETS[3:]
+
+    def readers() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if getattr(t.get_coro(), "__name__", "") == "_read"]
+
+    async def scenario() -> None:
+        async with SoraServer(config(tmp_path)) as server:
+            client = await H2Client.connect(server.url)
+            call = asyncio.create_task(stream_opus(server.url + "/test", packets(), realtime=True, client=client))
+            if how == "cancel":
+                await until(lambda: any(c.streams for c in server.connections))
+                call.cancel()
+            with pytest.raises(ValueError if how == "raise" else asyncio.CancelledError):
+                await call
+            assert not readers() and not client.proto.streams
+            await until(lambda: all(not c.streams for c in server.connections))
+            result = await stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=client)
+            assert result.status == 200 and len(result.lines) == 3
+            await client.aclose()
+
+    run(scenario())
+
+
+def test_dump_and_result_lines_exact_bytes(tmp_path: Path) -> None:
+    headers = StreamHeaders("chän \"1\"", None, "c/1", "ja-JP")
+    info = StreamInfo("/dump", headers, 48000, 2, None, config(tmp_path))
+    chunk = AudioChunk(b"\xfc\xff\xfe\x00", b"", False, None, None, 1_700_000_000_123)
+    assert dump_line(chunk, info) == (
+        b'{"timestamp":1700000000123,"channel_id":"ch\\u00e4n \\"1\\"","connection_id":"c/1",'
+        b'"language_code":"ja-JP","sample_rate":48000,"channel_count":2,"payload":"/P/+AA=="}\n')
+    assert result_line({"type": "gcp", "message": "é", "is_final": True, "stability": 0.5}) == (
+        b'{"type":"gcp","message":"\\u00e9","is_final":true,"stability":0.5}\n')

@@ -69,9 +69,9 @@ def test_arbitrary_bytes_read_like_the_reference(body: bytes, cuts: list[int], m
                 fed = b
                 got += p.feed(body[a:b])
         assert _tuples(got + info.value.packets) == fault.packets
-        # the parser keeps what it was fed from the bad header on; the error may come
-        # before the later reads are fed at all
-        assert p.pending == fed - fault.offset
+        # the parser keeps the bad header only, and raises again; the error may come before
+        # the later reads are fed at all
+        assert p.pending == sora.HEADER_BYTES and fed - fault.offset >= sora.HEADER_BYTES
         with pytest.raises(sora.BodyError) as again:
             p.feed(b"more")
         assert again.value.packets == []
@@ -103,6 +103,18 @@ def test_length_limits_and_state_after_an_error() -> None:
         sora.BodyParser(max_payload=0)
     with pytest.raises(ValueError):
         sora.packet_bytes(0, 0, bytes(0x1000000))
+
+
+def test_feeding_after_an_error_keeps_raising_in_bounded_memory() -> None:
+    p = sora.BodyParser(max_payload=100)
+    bad = struct.pack(">QQI", 1, 1, 101)
+    with pytest.raises(sora.BodyError):
+        p.feed(bad + bytes(5000))
+    for _ in range(200):
+        with pytest.raises(sora.BodyError) as again:
+            p.feed(bytes(5000))
+        assert again.value.field == "length" and "101 exceeds max_payload 100" in str(again.value)
+        assert again.value.packets == [] and p.pending == sora.HEADER_BYTES
 
 
 def test_raw_mode_takes_each_read_as_a_packet() -> None:

@@ -106,10 +106,12 @@ class H2Protocol(asyncio.Protocol):
         h2 closes its state machine on any GOAWAY and then refuses every later frame, where
         RFC 9113 section 6.8 has streams up to the last stream id finish normally: a graceful
         GOAWAY is therefore handled here and never shown to h2 (other GOAWAYs pass through).
-        Tracks frame boundaries only; payloads pass through untouched."""
+        Tracks frame boundaries only; payloads pass through untouched, and a read from which
+        nothing is dropped or held (the usual case) is returned as is, uncopied."""
         out: list[bytes | memoryview] = []
         view = memoryview(data)
         i, n = 0, len(data)
+        intact = not self._hdr and self._goaway is None  # nothing held from the last read
         if self._skip:
             take = min(self._skip, n)
             out.append(view[:take])
@@ -138,15 +140,17 @@ class H2Protocol(asyncio.Protocol):
                 self._hdr += view[i : i + take]
                 i += take
                 if len(self._hdr) < 9:
+                    intact = False  # held for the next read
                     break
                 length, kind = int.from_bytes(self._hdr[:3], "big"), self._hdr[3]
                 if kind == 7 and length >= 8:
+                    intact = False
                     self._goaway, self._goaway_need = bytearray(self._hdr), length
                 else:
                     out.append(self._hdr)
                     self._remaining = length
                 self._hdr = b""
-        return data if len(out) == 1 and out[0] is view else b"".join(out)
+        return data if intact else b"".join(out)
 
     def goaway_received(self, last_stream_id: int) -> None:
         """The peer sent a graceful GOAWAY (override)."""

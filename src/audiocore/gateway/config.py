@@ -223,7 +223,7 @@ def from_mapping(values: Mapping[str, Any], base: SoraConfig | None = None) -> S
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigError(f"unknown key {key!r}", key)
-    return dataclasses.replace(base or SoraConfig(), **values).checked()
+    return (base or SoraConfig()).replace(**values)
 
 
 def load_config(path: str | Path, base: SoraConfig | None = None) -> SoraConfig:

@@ -104,8 +104,13 @@ class ClientStream:
         self.client.proto.end_stream(self.stream_id)
 
     def reset(self, code: int = 8) -> None:
-        """Abort the stream (RST_STREAM, default CANCEL)."""
-        self.client.proto.reset_stream(self.stream_id, code)
+        """Abort the stream (RST_STREAM, default CANCEL); what arrived unread is dropped (and
+        its flow-control window given back)."""
+        proto = self.client.proto
+        proto.reset_stream(self.stream_id, code)
+        proto.streams.pop(self.stream_id, None)
+        proto.acknowledge(self.stream_id, sum(flow for _, flow in self._chunks))
+        self._chunks.clear()
         self._on_end(code)
 
     async def response(self) -> int:
@@ -249,12 +254,11 @@ class H2Client:
         if proto.is_lost or proto.peer_goaway is not None:
             raise ConnectionResetError("connection closed" if proto.is_lost else "the server is shutting down (GOAWAY)")
         stream_id = proto.conn.get_next_available_stream_id()
-        stream = ClientStream(self, stream_id)
-        proto.streams[stream_id] = stream
         proto.conn.send_headers(stream_id, [
             (":method", method), (":scheme", self.scheme), (":authority", self.authority),
             (":path", path), *headers,
-        ], end_stream=end_stream)
+        ], end_stream=end_stream)  # may raise (TooManyStreamsError...): register only after
+        stream = proto.streams[stream_id] = ClientStream(self, stream_id)
         proto.flush()
         await proto.drain()
         return stream

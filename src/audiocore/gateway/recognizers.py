@@ -44,7 +44,6 @@ from audiocore._ext.b64 import b64encode
 from audiocore.gateway.config import SoraConfig
 from audiocore.gateway.h2client import ClientStream, H2Client, client_ssl_context
 from audiocore.protocols import sora
-from audiocore.protocols._json import dumps
 
 __all__ = [
     "RECOGNIZERS",
@@ -106,7 +105,7 @@ def result_line(result: bytes | Mapping[str, Any]) -> bytes:
     """A result as one line: ``bytes`` are checked (one line, ending in ``\\n``), a mapping
     is written as compact JSON plus ``\\n``."""
     if isinstance(result, Mapping):
-        return dumps(dict(result)).encode("ascii") + b"\n"
+        return sora._line(dict(result))
     line = result if type(result) is bytes else bytes(result)
     if line.find(b"\n") != len(line) - 1:
         raise ValueError("a result must be exactly one line ending in a newline")
@@ -288,15 +287,11 @@ def dump_line(chunk: AudioChunk, info: StreamInfo) -> bytes:
     (Unix ms of arrival), ``channel_id``, ``connection_id``, ``language_code``,
     ``sample_rate``, ``channel_count``, ``payload`` (base64); absent ids are ``""``."""
     h = info.headers
-    return (
-        '{"timestamp":%d,"channel_id":%s,"connection_id":%s,"language_code":%s,'
-        '"sample_rate":%d,"channel_count":%d,"payload":"%s"}\n'
-        % (
-            chunk.received_ms, dumps(h.channel_id or ""), dumps(h.connection_id or ""),
-            dumps(h.language_code), info.sample_rate, info.channels,
-            b64encode(chunk.packet).decode("ascii"),
-        )
-    ).encode("ascii")
+    return sora._line({
+        "timestamp": chunk.received_ms, "channel_id": h.channel_id or "", "connection_id": h.connection_id or "",
+        "language_code": h.language_code, "sample_rate": info.sample_rate, "channel_count": info.channels,
+        "payload": b64encode(chunk.packet).decode("ascii"),
+    })
 
 
 class _DumpStream(RecognizerStream):
@@ -408,9 +403,11 @@ class HttpRecognizer(Recognizer):
                 ("x-language-code", info.headers.language_code),
             ])
             status = await upstream.response()
-        except (OSError, ConnectionError) as exc:
+        except BaseException as exc:  # also cancellation and h2 errors: the connection goes too
             await client.aclose()
-            raise RecognizerRefused(502, f"recognizer connection failed: {exc}") from exc
+            if isinstance(exc, OSError):
+                raise RecognizerRefused(502, f"recognizer connection failed: {exc}") from exc
+            raise
         if status != 200:
             await client.aclose()
             raise RecognizerRefused(502, f"recognizer answered {status}")

@@ -18,8 +18,9 @@ response with a ``{"type":"error","reason":...}`` line. Non-HTTP/2 requests get 
 /.ok`` is answered over HTTP/1.1 too, for load balancers).
 
 Flow control: received DATA is acknowledged at once while fewer than ``QUEUE_HIGH`` bytes of
-a stream's packets wait for its recognizer; past that the acknowledgements wait, so the
-client's window closes and memory per stream stays bounded (queue + window + one packet).
+a stream's complete packets wait for its recognizer; past that the acknowledgements wait, so
+the client's window closes and memory per stream stays bounded (queue + window + one packet,
+the partial one, which may be larger than the window).
 Everything runs on one event loop; a server object is used from that loop only.
 """
 
@@ -490,7 +491,7 @@ class _Stream:
         if error is not None:
             self.conn.acknowledge(self.sid, flow)
             self._fail(f"PAYLOAD-TOO-LARGE: {error}" if error.field == "length" else str(error))
-        elif self.deferred or self.queued + self.parser.pending > QUEUE_HIGH:
+        elif self.deferred or self.queued > QUEUE_HIGH:  # complete packets only: _next() releases
             self.deferred += flow
         else:
             self.conn.acknowledge(self.sid, flow)
@@ -601,6 +602,8 @@ class _Stream:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
+                    if task.cancelled():  # one we cancelled below
+                        continue
                     exc = task.exception()
                     if exc is not None and not isinstance(exc, ConnectionResetError):
                         log.warning("stream %d: %s: %s", self.sid, self.recognizer.name, exc)

@@ -79,8 +79,8 @@ class BodyParser:
 
     ``max_payload``: the largest packet accepted (bytes; at most ``MAX_LENGTH`` in header
     mode). A bad length raises :class:`BodyError` carrying the packets completed before it in
-    that call; the parser keeps the bytes from the bad header on, so the body is not usable
-    past that point (every later ``feed`` raises again). In raw mode a read over
+    that call; the parser keeps only the bad header, so the body is not usable past that
+    point (every later ``feed`` raises the same error again, holding no more). In raw mode a read over
     ``max_payload`` raises and is dropped; the next read is a packet as usual.
     """
 
@@ -115,7 +115,7 @@ class BodyParser:
         while n - pos >= HEADER_BYTES:
             ts, seq, length = _HEADER.unpack_from(work, pos)
             if length > MAX_LENGTH or length > self.max_payload:
-                self._buf = bytes(work[pos:])  # from the bad header on: later feeds fail too
+                self._buf = bytes(work[pos : pos + HEADER_BYTES])  # later feeds fail the same way
                 limit = "0xFFFFFF" if length > MAX_LENGTH else f"max_payload {self.max_payload}"
                 raise BodyError(f"payload length {length} exceeds {limit}", "length", packets)
             if n - pos - HEADER_BYTES < length:

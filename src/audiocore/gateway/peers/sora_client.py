@@ -156,10 +156,16 @@ async def stream_opus(
                                    sora_headers(language_code, channel_id, session_id, connection_id))
         reader = asyncio.create_task(_read(stream, result, start, on_line))
         try:
-            await _send(stream, packets, result, header_mode, realtime)
-        except ConnectionResetError:
-            pass  # the server answered early (refusal, error line) and reset the request side
-        await reader
+            try:
+                await _send(stream, packets, result, header_mode, realtime)
+            except ConnectionResetError:
+                pass  # the server answered early (refusal, error line) and reset the request side
+            await reader
+        finally:  # on a failure or cancellation too: no reader left behind, no stream left open
+            reader.cancel()
+            if not stream.ended:
+                stream.reset()
+            await asyncio.gather(reader, return_exceptions=True)
         if result.status is None:
             raise ConnectionResetError("the connection closed before the response headers")
         result.reset_code = stream.reset_code
