@@ -11,7 +11,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +39,15 @@ from audiocore.gateway.recognizers import (
 from audiocore.gateway.sora import QUEUE_HIGH, SoraServer
 from audiocore.protocols.sora import SILENCE_PACKET, StreamHeaders, error_result, packet_bytes
 from conftest import DATA
-from gateway_util import make_pki, opusinfo, pyav_packets, run
+from gateway_util import make_pki, opusinfo, pyav_packets, run, settle
 
 PACKETS = packets_from_ogg(DATA / "speech-20ms.opus")
 
 
 def config(tmp_path: Path, **changes: object) -> SoraConfig:
     base = SoraConfig(listen_port=0, ogg_dir=str(tmp_path), dump_file=str(tmp_path / "dump.jsonl"),
-                      audio_streaming_header=True, time_to_wait_for_opus_packet_ms=500)
+                      audio_streaming_header=True)
     return base.replace(**changes)
-
-
-def ogg_packets(path: Path) -> list[bytes]:
-    return [p.data for p in audiocore.OggOpusReader().feed(path.read_bytes())]
 
 
 def body_of(packets: list[bytes], seq0: int = 0) -> bytes:
@@ -74,7 +70,7 @@ def test_header_mode_awkward_splits_make_a_valid_ogg_with_fillers(tmp_path: Path
     before, after = packets[:60], packets[60:]
 
     async def scenario() -> None:
-        async with SoraServer(config(tmp_path, service="ogg")) as server:
+        async with SoraServer(config(tmp_path, service="ogg", time_to_wait_for_opus_packet_ms=500)) as server:
             client = await H2Client.connect(server.url)
             stream = await open_stream(client, "/speech", sora_headers(session_id="sess", connection_id="conn"))
             assert await stream.response() == 200
@@ -104,7 +100,7 @@ def test_header_mode_awkward_splits_make_a_valid_ogg_with_fillers(tmp_path: Path
     path = tmp_path / "sess-conn.ogg"
     report = opusinfo(path)
     assert "Channels: 1" in report and "Pre-skip: 3840" in report
-    got = ogg_packets(path)
+    got = packets_from_ogg(path)
     assert pyav_packets(path) == got
     fillers = [i for i, p in enumerate(got) if p == SILENCE_PACKET]
     assert fillers and fillers == list(range(60, 60 + len(fillers))), fillers
@@ -191,7 +187,7 @@ def test_raw_mode_takes_each_frame_as_a_packet(tmp_path: Path) -> None:
     run(scenario())
     path = tmp_path / "raw-one.ogg"
     opusinfo(path)
-    assert ogg_packets(path) == packets == pyav_packets(path)
+    assert packets_from_ogg(path) == packets == pyav_packets(path)
 
 
 def test_server_and_client_on_uvloop(tmp_path: Path) -> None:
@@ -217,7 +213,7 @@ def test_server_and_client_on_uvloop(tmp_path: Path) -> None:
         loop.close()
     path = tmp_path / "uv-one.ogg"
     opusinfo(path)
-    assert ogg_packets(path) == packets
+    assert packets_from_ogg(path) == packets
 
 
 def test_realtime_pacing_from_a_wav_sends_results_as_it_goes(tmp_path: Path) -> None:
@@ -254,7 +250,7 @@ def test_fillers_from_the_start_and_the_ogg_tee(tmp_path: Path) -> None:
 
     run(scenario())
     path = tmp_path / "tee-t.ogg"  # the /test service, and the Ogg file beside it
-    got = ogg_packets(path)
+    got = packets_from_ogg(path)
     assert got[-10:] == PACKETS[:10] and set(got[:-10]) == {SILENCE_PACKET} and len(got) >= 12
     opusinfo(path)
 
@@ -436,11 +432,7 @@ def test_client_disconnect_mid_stream_leaves_a_complete_file(tmp_path: Path) -> 
             await reset.send(body_of(sent[:20]))
             await asyncio.sleep(0.2)
             reset.reset()  # RST_STREAM CANCEL
-            for _ in range(100):
-                if not server.connections or all(not c.streams for c in server.connections):
-                    break
-                await asyncio.sleep(0.05)
-            assert all(not c.streams for c in server.connections)
+            await settle(lambda: all(not c.streams for c in server.connections), 20)
             # the server still serves
             result = await stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=reset_client)
             assert result.status == 200 and len(result.lines) == 3
@@ -454,7 +446,7 @@ def test_client_disconnect_mid_stream_leaves_a_complete_file(tmp_path: Path) -> 
     assert not (tmp_path / "no-audio.ogg").exists()
     for name, expected in (("cut-tcp.ogg", sent), ("cut-rst.ogg", sent[:20])):
         opusinfo(tmp_path / name)
-        assert ogg_packets(tmp_path / name) == expected
+        assert packets_from_ogg(tmp_path / name) == expected
 
 
 def test_body_far_larger_than_the_window_and_back_pressure(tmp_path: Path) -> None:
@@ -469,7 +461,7 @@ def test_body_far_larger_than_the_window_and_back_pressure(tmp_path: Path) -> No
             assert await stream.response() == 200
             sender = asyncio.create_task(_send_all(stream, packets))
             # nobody reads the results: the chain stalls and the gateway's memory stays bounded
-            await asyncio.sleep(1.0)
+            await settle(lambda: any(s.deferred for c in server.connections for s in c.streams.values()), 20)
             assert not sender.done()
             (conn,) = server.connections
             (st,) = conn.streams.values()
@@ -522,7 +514,7 @@ def test_bad_bodies_end_with_an_error_line(tmp_path: Path) -> None:
     run(scenario())
     path = tmp_path / "bad-opus.ogg"
     opusinfo(path)
-    assert ogg_packets(path) == PACKETS[:10]
+    assert packets_from_ogg(path) == PACKETS[:10]
 
 
 def test_shutdown_lets_open_streams_finish_and_refuses_new_ones(tmp_path: Path) -> None:
@@ -534,7 +526,7 @@ def test_shutdown_lets_open_streams_finish_and_refuses_new_ones(tmp_path: Path) 
         assert await stream.response() == 200
         await stream.send(body_of(PACKETS[:2]))
         closing = asyncio.create_task(server.close())
-        await asyncio.sleep(0.2)
+        await settle(lambda: client.proto.peer_goaway is not None, 20)
         assert not closing.done()
         assert client.proto.peer_goaway == 1  # GOAWAY with the last stream id, NO_ERROR
         with pytest.raises(ConnectionResetError):
@@ -554,8 +546,7 @@ def test_shutdown_lets_open_streams_finish_and_refuses_new_ones(tmp_path: Path) 
         stream = await open_stream(client, "/test")
         assert await stream.response() == 200
         await asyncio.wait_for(server.close(), 10)
-        await asyncio.sleep(0.1)
-        assert client.proto.is_lost
+        await settle(lambda: client.proto.is_lost, 20)
 
     run(scenario())
 
@@ -568,15 +559,6 @@ def test_listen_port_zero_gives_distinct_ports(tmp_path: Path) -> None:
                 pass
 
     run(scenario())
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    """Wait (generously) for ``condition`` to hold."""
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 class _ScriptedStream(RecognizerStream):
@@ -621,7 +603,7 @@ def test_results_failing_or_ending_before_the_audio_end_the_response(tmp_path: P
             lines = await asyncio.wait_for(_lines(stream), 20)
             first = b'{"type":"aws","message":"first"}\n'
             assert lines == ([first, error_result("RuntimeError: recognizer broke")] if fail else [first])
-            await until(lambda: all(not c.streams for c in server.connections))
+            await settle(lambda: all(not c.streams for c in server.connections), 20)
             result = await stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=client)
             assert result.status == 200 and len(result.lines) == 3
             await client.aclose()
@@ -678,7 +660,7 @@ def test_client_reset_gives_back_the_unread_window_and_forgets_the_stream(tmp_pa
             for _ in range(70):
                 stream = await open_stream(client, "/speech")
                 await stream.send(body_of(PACKETS[:1]))
-                await until(lambda: proto.conn.remote_flow_control_window(stream.stream_id) == 0)
+                await settle(lambda: proto.conn.remote_flow_control_window(stream.stream_id) == 0, 20)
                 stream.reset()
                 assert stream.stream_id not in proto.streams and await stream.read() == b""
             result = await asyncio.wait_for(
@@ -723,12 +705,12 @@ def test_stream_opus_stopped_midway_resets_its_stream_on_a_shared_client(tmp_pat
             client = await H2Client.connect(server.url)
             call = asyncio.create_task(stream_opus(server.url + "/test", packets(), realtime=True, client=client))
             if how == "cancel":
-                await until(lambda: any(c.streams for c in server.connections))
+                await settle(lambda: any(c.streams for c in server.connections), 20)
                 call.cancel()
             with pytest.raises(ValueError if how == "raise" else asyncio.CancelledError):
                 await call
             assert not readers() and not client.proto.streams
-            await until(lambda: all(not c.streams for c in server.connections))
+            await settle(lambda: all(not c.streams for c in server.connections), 20)
             result = await stream_opus(server.url + "/test", PACKETS[:3], realtime=False, client=client)
             assert result.status == 200 and len(result.lines) == 3
             await client.aclose()
