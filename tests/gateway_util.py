@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
+import select
 import subprocess
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +37,23 @@ async def settle(cond: Callable[[], object], timeout: float = 3.0) -> None:
     while not cond():
         assert loop.time() < end, "timed out waiting for the peers"
         await asyncio.sleep(0.01)
+
+
+@contextlib.contextmanager
+def server_process(args: list[str], env: dict[str, str] | None = None,
+                   timeout: float = 60) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start a server, yield it with the first line it prints (read within ``timeout``
+    seconds); at exit a server still running is killed and reaped."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        assert ready, f"no line from the server within {timeout} s"
+        yield proc, proc.stdout.readline()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
 
 
 def opusinfo(path: Path) -> str:

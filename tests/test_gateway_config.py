@@ -23,7 +23,7 @@ from audiocore.gateway.peers.sora_client import open_stream, packets_from_ogg, s
 from audiocore.gateway.recognizers import HttpRecognizer
 from audiocore.gateway.sora import SoraServer
 from conftest import DATA
-from gateway_util import run
+from gateway_util import run, server_process
 
 PACKETS = packets_from_ogg(DATA / "speech-20ms.opus")
 
@@ -141,13 +141,8 @@ def test_written_settings_read_back(values: dict[str, object]) -> None:
 def test_serve_sora_command(tmp_path: Path) -> None:
     cfg = tmp_path / "c.ini"
     cfg.write_text("listen_port = 1\nservice = test\naudio_streaming_header = false\naws_region = x\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "audiocore", "serve", "sora", "--config", str(cfg), "--listen-port", "0",
-         "--audio-streaming-header", "--service", "ogg", "--ogg-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    with server_process([sys.executable, "-m", "audiocore", "serve", "sora", "--config", str(cfg), "--listen-port",
+                         "0", "--audio-streaming-header", "--service", "ogg", "--ogg-dir", str(tmp_path)]) as (proc, line):
         assert "listening on http://127.0.0.1:" in line and "service ogg; header mode" in line, line
         url = line.split("listening on ", 1)[1].split(" ", 1)[0]
 
@@ -159,11 +154,7 @@ def test_serve_sora_command(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "aws_region" in err  # reported as not used
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert [p.data for p in audiocore.OggOpusReader().feed((tmp_path / "s-c.ogg").read_bytes())] == PACKETS[:20]
+    assert packets_from_ogg(tmp_path / "s-c.ogg") == PACKETS[:20]
 
 
 def test_serve_errors() -> None:
