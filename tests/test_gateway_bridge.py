@@ -401,6 +401,48 @@ def test_closing_during_an_upstream_handshake_leaves_no_connection_open() -> Non
     run(main())
 
 
+class _LateUpgrade:
+    """A service that answers the WebSocket upgrade only once ``answer`` is set, then records
+    what the client sends (``after``) until the client closes (``closed``)."""
+
+    def __init__(self) -> None:
+        self.asked, self.answer, self.closed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self.after = bytearray()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        found = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", request)
+        assert found is not None
+        self.asked.set()
+        await self.answer.wait()
+        accept = base64.b64encode(hashlib.sha1(
+            found.group(1) + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())  # RFC 6455
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        while chunk := await reader.read(4096):
+            self.after += chunk
+        self.closed.set()
+        writer.close()
+
+
+def test_a_caller_whose_handshake_timed_out_closes_the_late_connection() -> None:
+    """acs_caller.call gives up a handshake (connect_timeout); when the answer comes anyway,
+    the caller closes that connection at once instead of starting the call on it."""
+    async def main() -> bytes:
+        service = _LateUpgrade()
+        server = await asyncio.start_server(service.serve, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        with pytest.raises(asyncio.TimeoutError):
+            await call(url, SPEECH[: RATE], rate=RATE, tail_s=60, connect_timeout=0.2)
+        service.answer.set()
+        await asyncio.wait_for(service.closed.wait(), 10)
+        server.close()
+        return bytes(service.after)
+
+    after = run(main())
+    assert after[0] == 0x88  # the first frame is CLOSE: no AudioMetadata, no audio
+
+
 def test_serve_main_runs_until_sigterm_and_reads_the_environment() -> None:
     code = ("import sys; from audiocore.gateway.bridge import serve_main; "
             "sys.exit(serve_main(sys.argv[1:]))")

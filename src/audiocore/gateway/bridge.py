@@ -37,14 +37,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from picows import WSCloseCode, WSMsgType, WSTransport, WSUpgradeRequest, ws_connect, ws_create_server
+from picows import WSCloseCode, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 from audiocore._ext.errors import ProtocolError
 from audiocore._ext.jitter import JitterQueue
 from audiocore._ext.resample import Resampler
 from audiocore.gateway._signals import stop_on_signal
 from audiocore.gateway._ticker import PerCallTimers, SharedTicker
-from audiocore.gateway._ws import Endpoint, close, send_text, wait_closed
+from audiocore.gateway._ws import Endpoint, close, connect, send_text, wait_closed
 from audiocore.protocols import acs, realtime
 from audiocore.protocols.bridge import AcsRealtimeTranscoder
 
@@ -262,12 +262,6 @@ class _UpstreamEndpoint(Endpoint):
         self.call = call
         self.generation = generation
 
-    def on_open(self) -> None:
-        # A handshake that completes after its attempt was given up (the call ended, or the
-        # attempt timed out): nobody will use this connection, so it must not linger.
-        if self.generation != self.call.generation:
-            close(self.transport)
-
     def on_text(self, data: bytes) -> None:
         if self.generation == self.call.generation:
             self.call.on_upstream(data)
@@ -387,20 +381,12 @@ class _Call:
         while not self.ended:
             self.generation += 1
             gen = self.generation
-            endpoint = _UpstreamEndpoint(self, gen)
             try:
-                transport, _ = await asyncio.wait_for(
-                    ws_connect(lambda: endpoint, cfg.upstream_url,
-                               extra_headers=headers, ssl_context=cfg.upstream_ssl,
-                               max_frame_size=realtime.DEFAULT_MAX_MESSAGE_SIZE),
-                    cfg.connect_timeout)
-            except BaseException as exc:
-                # picows leaves the socket of a cancelled or timed-out handshake open: close it
-                # if the handshake already completed; a later completion closes itself (on_open)
-                endpoint.generation = -1
-                close(endpoint.transport)
-                if not isinstance(exc, Exception):
-                    raise
+                transport = await connect(
+                    _UpstreamEndpoint(self, gen), cfg.upstream_url, cfg.connect_timeout,
+                    extra_headers=headers, ssl_context=cfg.upstream_ssl,
+                    max_frame_size=realtime.DEFAULT_MAX_MESSAGE_SIZE)
+            except Exception as exc:
                 status = getattr(getattr(exc, "response", None), "status", None)
                 if status is not None and 400 <= int(status) < 500 and int(status) not in (408, 429):
                     log.error("call %s: the service refused the connection (%s): not retrying",
