@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
@@ -214,6 +215,30 @@ def test_upstream_reconnects_without_losing_the_call() -> None:
     # frames in flight on the connection that died are gone; the rest arrived, in order
     assert stats.frames_in - 3 <= received <= stats.frames_in
     assert sessions[1].samples >= stats.gap_replayed * 480
+
+
+def test_a_reconnect_reads_the_new_session_with_a_new_transcoder(caplog: pytest.LogCaptureFixture) -> None:
+    """Voice Live at 16 kHz, a service whose sessions start at 24 kHz until session.update:
+    the new connection's session.created must not reach the old session's state (it made the
+    bridge log a false input-rate error and rebuild its output resampler twice)."""
+    caplog.set_level(logging.INFO, logger="audiocore.gateway.bridge")
+
+    async def main() -> Any:
+        async with RealtimeServer(keep_audio=True) as rt, \
+                Bridge(config(rt.url, dialect="voicelive", realtime_rate=16000,
+                              turn_detection=None)) as bridge:
+            task = asyncio.create_task(call(bridge.url, SPEECH[: 3 * RATE * 2], rate=RATE, tail_s=0))
+            await settle(lambda: rt.sessions and rt.sessions[0].samples > 16000)
+            assert rt.drop_connections() == 1
+            await settle(lambda: len(rt.history) == 2 and rt.history[1].samples > 16000)
+            await task
+            await settle(lambda: not bridge.calls)
+            return bridge.finished[-1]
+
+    stats = run(main())
+    assert stats.reconnects == 1 and stats.end_reason == "ACS closed"
+    logged = [r.getMessage() for r in caplog.records if r.name == "audiocore.gateway.bridge"]
+    assert not [m for m in logged if "takes input at" in m or "the service's output is" in m], logged
 
 
 @pytest.mark.parametrize("gap_ms", [200, 0])

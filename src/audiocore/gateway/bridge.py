@@ -438,6 +438,7 @@ class _Call:
         self.live = False
         close(self.up)
         self.up = None
+        self.tc = None  # the old session's state must not read the new connection's messages
         self.generation += 1  # whatever the old connection still delivers is ignored
         if time.monotonic() - self.connected_at > 10.0:
             self.backoff = self.config.reconnect_initial
