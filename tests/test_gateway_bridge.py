@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 import soxr
 from conftest import DATA
-from picows import WSMsgType, ws_connect
+from picows import WSMsgType, WSUpgradeRequest, ws_connect, ws_create_server
 
 from audiocore import ProtocolError, Resampler
-from audiocore.gateway._ws import Endpoint
+from audiocore.gateway._ws import Endpoint, close, send_text
 from audiocore.gateway.bridge import (
     ENV_API_KEY,
     ENV_AUTH,
@@ -266,6 +266,51 @@ def test_outage_keeps_the_last_gap_buffer_ms_of_caller_audio(gap_ms: int) -> Non
     assert stats.gap_replayed == gap_ms // 20
     [session] = second.history
     assert session.samples >= stats.gap_replayed * 480
+
+
+class _DroppingSession(Endpoint):
+    """A service's connection that it closes at once: on accept, or on ``session.update``
+    with an error event (as a service refusing the session does)."""
+
+    def __init__(self, when: str) -> None:
+        super().__init__()
+        self.when = when
+
+    def on_open(self) -> None:
+        if self.when == "accept":
+            close(self.transport)
+
+    def on_text(self, data: bytes) -> None:
+        if b'"session.update"' in data:
+            send_text(self.transport, '{"type":"error","error":{"type":"invalid_request_error",'
+                                      '"message":"session refused"}}')
+            close(self.transport)
+
+
+@pytest.mark.parametrize("when", ["accept", "session.update"])
+def test_a_service_dropping_every_connection_at_once_gets_backoff_then_the_call_ends(when: str) -> None:
+    """Connections that the service closes at once are retried with backoff like failed
+    connects, and reconnect_timeout counts from the first loss: the call ends."""
+    async def main() -> Any:
+        connections = 0
+
+        def accept(request: WSUpgradeRequest) -> _DroppingSession:
+            nonlocal connections
+            connections += 1
+            return _DroppingSession(when)
+
+        service = await ws_create_server(accept, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{service.sockets[0].getsockname()[1]}/"
+        async with Bridge(config(url, reconnect_initial=0.05, reconnect_max=0.4,
+                                 reconnect_timeout=1.5)) as bridge:
+            res = await call(bridge.url, SPEECH[: 2 * RATE * 2], rate=RATE, tail_s=6)
+            await settle(lambda: not bridge.calls)
+        service.close()
+        return res, bridge.finished[-1], connections
+
+    res, stats, connections = run(main())
+    assert stats.end_reason == "upstream unavailable" and res.close_code == 1011
+    assert 2 <= connections < 20  # 0.05 s doubling to 0.4 s, over 1.5 s: about 7
 
 
 def test_service_unreachable_ends_the_call_cleanly() -> None:

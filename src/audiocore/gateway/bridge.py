@@ -71,6 +71,9 @@ ENV_AUTH = "AUDIOCORE_REALTIME_AUTH"
 _TEXT = WSMsgType.TEXT
 _STOP = acs.stop_audio_message()
 _FRAME_S = 0.02
+#: s an upstream connection must live to count as lasting: its loss resets the backoff and
+#: starts a new reconnect_timeout; a shorter one is redialled after the backoff
+_LASTING_S = 10.0
 
 
 def default_turn_detection() -> dict[str, Any]:
@@ -111,7 +114,7 @@ class BridgeConfig:
     gap_buffer_ms: int = 1000  #: caller audio kept while the upstream is down, replayed after
     reconnect_initial: float = 0.1
     reconnect_max: float = 5.0
-    reconnect_timeout: float = 30.0  #: the call ends after this long without an upstream
+    reconnect_timeout: float = 30.0  #: the call ends after this long without a lasting upstream
     connect_timeout: float = 10.0
     max_errors: int = 100  #: malformed messages tolerated per call and side
     ticker: Literal["shared", "per-call"] = "shared"
@@ -301,6 +304,7 @@ class _Call:
         self.last_out = 0.0
         self.connected_at = 0.0
         self.backoff = config.reconnect_initial
+        self.down_since: float | None = None  # first upstream loss since a lasting connection
 
     # ------------------------------------------------------------ ACS side
 
@@ -371,14 +375,28 @@ class _Call:
 
     # ------------------------------------------------------------ upstream side
 
-    async def _connect(self) -> None:
+    async def _connect(self, wait: bool = False) -> None:
         """Connect (or reconnect) with exponential backoff until connected, or until
-        ``reconnect_timeout`` has passed (then the call ends)."""
+        ``reconnect_timeout`` s have passed since the first upstream loss after a lasting
+        connection (the first connect: since now); then the call ends. ``wait``: back off
+        before the first dial too (the previous connection did not last)."""
         cfg = self.config
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + cfg.reconnect_timeout
+        start = time.monotonic() if self.down_since is None else self.down_since
+        give_up = start + cfg.reconnect_timeout
         headers = cfg.upstream_headers()
+        why = "connection did not last"
         while not self.ended:
+            if wait:
+                if time.monotonic() + self.backoff > give_up:
+                    log.error("call %s: no upstream for %.0f s (%s): ending the call",
+                              self.stats.call_id, cfg.reconnect_timeout, why)
+                    self.end("upstream unavailable", WSCloseCode.INTERNAL_ERROR)
+                    return
+                log.warning("call %s: upstream %s; retrying in %.2f s",
+                            self.stats.call_id, why, self.backoff)
+                await asyncio.sleep(self.backoff * random.uniform(0.8, 1.2))
+                self.backoff = min(self.backoff * 2, cfg.reconnect_max)
+            wait = True
             self.generation += 1
             gen = self.generation
             try:
@@ -393,21 +411,14 @@ class _Call:
                               self.stats.call_id, exc)
                     self.end("upstream refused", WSCloseCode.INTERNAL_ERROR)
                     return
-                if loop.time() + self.backoff > give_up:
-                    log.error("call %s: no upstream for %.0f s (%s): ending the call",
-                              self.stats.call_id, cfg.reconnect_timeout, exc)
-                    self.end("upstream unavailable", WSCloseCode.INTERNAL_ERROR)
-                    return
-                log.warning("call %s: upstream connect failed (%s); retrying in %.2f s",
-                            self.stats.call_id, exc, self.backoff)
-                await asyncio.sleep(self.backoff * random.uniform(0.8, 1.2))
-                self.backoff = min(self.backoff * 2, cfg.reconnect_max)
+                why = f"connect failed ({exc})"
                 continue
-            if self.ended or gen != self.generation or transport.is_disconnected:
+            if self.ended or gen != self.generation:
                 close(transport)
-                if not self.ended and transport.is_disconnected:
-                    continue
                 return
+            if transport.is_disconnected:
+                why = "connection closed at once"
+                continue
             self._upstream_up(transport)
             return
 
@@ -440,10 +451,14 @@ class _Call:
         self.up = None
         self.tc = None  # the old session's state must not read the new connection's messages
         self.generation += 1  # whatever the old connection still delivers is ignored
-        if time.monotonic() - self.connected_at > 10.0:
+        now = time.monotonic()
+        lasted = now - self.connected_at >= _LASTING_S
+        if lasted:
             self.backoff = self.config.reconnect_initial
+        if lasted or self.down_since is None:
+            self.down_since = now
         log.warning("call %s: upstream lost (%s); reconnecting", self.stats.call_id, why)
-        self.connector = asyncio.get_running_loop().create_task(self._connect())
+        self.connector = asyncio.get_running_loop().create_task(self._connect(wait=not lasted))
 
     def upstream_error(self, exc: ProtocolError) -> None:
         s = self.stats
