@@ -434,6 +434,29 @@ def test_bridge_rejects_other_paths_and_shuts_down_calls_with_1001() -> None:
     assert res.close_code == 1001
 
 
+def test_two_calls_with_one_id_are_both_tracked_and_both_shut_down() -> None:
+    """ACS connects twice with one call connection id: the first call to end must not take
+    the other out of Bridge.calls, and closing the bridge ends the one still live."""
+    async def main() -> Any:
+        async with RealtimeServer() as rt:
+            bridge = Bridge(config(rt.url))
+            await bridge.start()
+            short = asyncio.create_task(call(bridge.url, SPEECH[: RATE], rate=RATE, tail_s=0,
+                                             call_id="same"))
+            long = asyncio.create_task(call(bridge.url, SPEECH, rate=RATE, tail_s=0, call_id="same"))
+            await settle(lambda: len(rt.sessions) == 2)
+            await short
+            await settle(lambda: len(bridge.finished) == 1)
+            still = list(bridge.calls)
+            await bridge.close()
+            res = await long
+            return still, res, [s.end_reason for s in bridge.finished]
+
+    still, res, reasons = run(main())
+    assert still == ["same"]
+    assert res.close_code == 1001 and reasons == ["ACS closed", "bridge shutting down"]
+
+
 def test_closing_during_an_upstream_handshake_leaves_no_connection_open() -> None:
     """The bridge closes while the service has not answered the WebSocket upgrade yet; when
     the answer comes, the bridge must close that connection (picows keeps the socket of a

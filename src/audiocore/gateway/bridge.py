@@ -310,7 +310,7 @@ class _Call:
 
     def acs_open(self, transport: WSTransport | None) -> None:
         self.acs_t = transport
-        self.bridge._calls[self.stats.call_id] = self
+        self.bridge._calls[self] = None
         log.info("call %s: ACS connected", self.stats.call_id)
 
     def on_acs(self, data: bytes) -> None:
@@ -622,12 +622,13 @@ class Bridge:
     ``bridge.url`` until the block ends (then every call is closed with 1001).
 
     ``calls`` maps call ids (``x-ms-call-connection-id``, else a generated one) to the calls
-    in progress; ``finished`` holds the :class:`CallStats` of the last 1000 ended calls.
+    in progress (a call's id may be reused while it runs: both calls go on, and close() ends
+    both); ``finished`` holds the :class:`CallStats` of the last 1000 ended calls.
     """
 
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
-        self._calls: dict[str, _Call] = {}
+        self._calls: dict[_Call, None] = {}  # the live calls, in arrival order
         self.finished: collections.deque[CallStats] = collections.deque(maxlen=1000)
         self._ticker: SharedTicker | PerCallTimers = (
             SharedTicker(_FRAME_S) if config.ticker == "shared" else PerCallTimers(_FRAME_S))
@@ -651,8 +652,9 @@ class Bridge:
 
     @property
     def calls(self) -> dict[str, CallStats]:
-        """The calls in progress: id -> their :class:`CallStats` (live objects)."""
-        return {k: c.stats for k, c in self._calls.items()}
+        """The calls in progress: id -> their :class:`CallStats` (live objects; of two live
+        calls with one id, the later)."""
+        return {c.stats.call_id: c.stats for c in self._calls}
 
     async def start(self) -> None:
         cfg = self.config
@@ -671,14 +673,14 @@ class Bridge:
         log.info("bridge listening on %s -> %s", self.url, cfg.upstream_url)
 
     def _finish(self, call: _Call) -> None:
-        self._calls.pop(call.stats.call_id, None)
+        self._calls.pop(call, None)
         self.finished.append(call.stats)
 
     async def close(self, timeout: float = 2.0) -> None:
         """Stop listening, end every call (ACS sees 1001 going away), close upstreams."""
         if self._server is not None:
             self._server.close()
-        for call in list(self._calls.values()):
+        for call in list(self._calls):
             call.end("bridge shutting down", WSCloseCode.GOING_AWAY)
         self._ticker.close()
         if self._server is not None:
