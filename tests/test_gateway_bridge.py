@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
@@ -23,10 +24,10 @@ import numpy as np
 import pytest
 import soxr
 from conftest import DATA
-from picows import WSMsgType, ws_connect
+from picows import WSMsgType, WSUpgradeRequest, ws_connect, ws_create_server
 
 from audiocore import ProtocolError, Resampler
-from audiocore.gateway._ws import Endpoint
+from audiocore.gateway._ws import Endpoint, close, send_text
 from audiocore.gateway.bridge import (
     ENV_API_KEY,
     ENV_AUTH,
@@ -216,6 +217,30 @@ def test_upstream_reconnects_without_losing_the_call() -> None:
     assert sessions[1].samples >= stats.gap_replayed * 480
 
 
+def test_a_reconnect_reads_the_new_session_with_a_new_transcoder(caplog: pytest.LogCaptureFixture) -> None:
+    """Voice Live at 16 kHz, a service whose sessions start at 24 kHz until session.update:
+    the new connection's session.created must not reach the old session's state (it made the
+    bridge log a false input-rate error and rebuild its output resampler twice)."""
+    caplog.set_level(logging.INFO, logger="audiocore.gateway.bridge")
+
+    async def main() -> Any:
+        async with RealtimeServer(keep_audio=True) as rt, \
+                Bridge(config(rt.url, dialect="voicelive", realtime_rate=16000,
+                              turn_detection=None)) as bridge:
+            task = asyncio.create_task(call(bridge.url, SPEECH[: 3 * RATE * 2], rate=RATE, tail_s=0))
+            await settle(lambda: rt.sessions and rt.sessions[0].samples > 16000)
+            assert rt.drop_connections() == 1
+            await settle(lambda: len(rt.history) == 2 and rt.history[1].samples > 16000)
+            await task
+            await settle(lambda: not bridge.calls)
+            return bridge.finished[-1]
+
+    stats = run(main())
+    assert stats.reconnects == 1 and stats.end_reason == "ACS closed"
+    logged = [r.getMessage() for r in caplog.records if r.name == "audiocore.gateway.bridge"]
+    assert not [m for m in logged if "takes input at" in m or "the service's output is" in m], logged
+
+
 @pytest.mark.parametrize("gap_ms", [200, 0])
 def test_outage_keeps_the_last_gap_buffer_ms_of_caller_audio(gap_ms: int) -> None:
     """The service is down for about 0.5 s (its port refuses): the bridge keeps the caller's
@@ -241,6 +266,51 @@ def test_outage_keeps_the_last_gap_buffer_ms_of_caller_audio(gap_ms: int) -> Non
     assert stats.gap_replayed == gap_ms // 20
     [session] = second.history
     assert session.samples >= stats.gap_replayed * 480
+
+
+class _DroppingSession(Endpoint):
+    """A service's connection that it closes at once: on accept, or on ``session.update``
+    with an error event (as a service refusing the session does)."""
+
+    def __init__(self, when: str) -> None:
+        super().__init__()
+        self.when = when
+
+    def on_open(self) -> None:
+        if self.when == "accept":
+            close(self.transport)
+
+    def on_text(self, data: bytes) -> None:
+        if b'"session.update"' in data:
+            send_text(self.transport, '{"type":"error","error":{"type":"invalid_request_error",'
+                                      '"message":"session refused"}}')
+            close(self.transport)
+
+
+@pytest.mark.parametrize("when", ["accept", "session.update"])
+def test_a_service_dropping_every_connection_at_once_gets_backoff_then_the_call_ends(when: str) -> None:
+    """Connections that the service closes at once are retried with backoff like failed
+    connects, and reconnect_timeout counts from the first loss: the call ends."""
+    async def main() -> Any:
+        connections = 0
+
+        def accept(request: WSUpgradeRequest) -> _DroppingSession:
+            nonlocal connections
+            connections += 1
+            return _DroppingSession(when)
+
+        service = await ws_create_server(accept, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{service.sockets[0].getsockname()[1]}/"
+        async with Bridge(config(url, reconnect_initial=0.05, reconnect_max=0.4,
+                                 reconnect_timeout=1.5)) as bridge:
+            res = await call(bridge.url, SPEECH[: 2 * RATE * 2], rate=RATE, tail_s=6)
+            await settle(lambda: not bridge.calls)
+        service.close()
+        return res, bridge.finished[-1], connections
+
+    res, stats, connections = run(main())
+    assert stats.end_reason == "upstream unavailable" and res.close_code == 1011
+    assert 2 <= connections < 20  # 0.05 s doubling to 0.4 s, over 1.5 s: about 7
 
 
 def test_service_unreachable_ends_the_call_cleanly() -> None:
@@ -364,6 +434,29 @@ def test_bridge_rejects_other_paths_and_shuts_down_calls_with_1001() -> None:
     assert res.close_code == 1001
 
 
+def test_two_calls_with_one_id_are_both_tracked_and_both_shut_down() -> None:
+    """ACS connects twice with one call connection id: the first call to end must not take
+    the other out of Bridge.calls, and closing the bridge ends the one still live."""
+    async def main() -> Any:
+        async with RealtimeServer() as rt:
+            bridge = Bridge(config(rt.url))
+            await bridge.start()
+            short = asyncio.create_task(call(bridge.url, SPEECH[: RATE], rate=RATE, tail_s=0,
+                                             call_id="same"))
+            long = asyncio.create_task(call(bridge.url, SPEECH, rate=RATE, tail_s=0, call_id="same"))
+            await settle(lambda: len(rt.sessions) == 2)
+            await short
+            await settle(lambda: len(bridge.finished) == 1)
+            still = list(bridge.calls)
+            await bridge.close()
+            res = await long
+            return still, res, [s.end_reason for s in bridge.finished]
+
+    still, res, reasons = run(main())
+    assert still == ["same"]
+    assert res.close_code == 1001 and reasons == ["ACS closed", "bridge shutting down"]
+
+
 def test_closing_during_an_upstream_handshake_leaves_no_connection_open() -> None:
     """The bridge closes while the service has not answered the WebSocket upgrade yet; when
     the answer comes, the bridge must close that connection (picows keeps the socket of a
@@ -399,6 +492,48 @@ def test_closing_during_an_upstream_handshake_leaves_no_connection_open() -> Non
         service.close()
 
     run(main())
+
+
+class _LateUpgrade:
+    """A service that answers the WebSocket upgrade only once ``answer`` is set, then records
+    what the client sends (``after``) until the client closes (``closed``)."""
+
+    def __init__(self) -> None:
+        self.asked, self.answer, self.closed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self.after = bytearray()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        found = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", request)
+        assert found is not None
+        self.asked.set()
+        await self.answer.wait()
+        accept = base64.b64encode(hashlib.sha1(
+            found.group(1) + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())  # RFC 6455
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        while chunk := await reader.read(4096):
+            self.after += chunk
+        self.closed.set()
+        writer.close()
+
+
+def test_a_caller_whose_handshake_timed_out_closes_the_late_connection() -> None:
+    """acs_caller.call gives up a handshake (connect_timeout); when the answer comes anyway,
+    the caller closes that connection at once instead of starting the call on it."""
+    async def main() -> bytes:
+        service = _LateUpgrade()
+        server = await asyncio.start_server(service.serve, "127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        with pytest.raises(asyncio.TimeoutError):
+            await call(url, SPEECH[: RATE], rate=RATE, tail_s=60, connect_timeout=0.2)
+        service.answer.set()
+        await asyncio.wait_for(service.closed.wait(), 10)
+        server.close()
+        return bytes(service.after)
+
+    after = run(main())
+    assert after[0] == 0x88  # the first frame is CLOSE: no AudioMetadata, no audio
 
 
 def test_serve_main_runs_until_sigterm_and_reads_the_environment() -> None:

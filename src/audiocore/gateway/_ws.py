@@ -12,9 +12,9 @@ import asyncio
 import logging
 from typing import Any
 
-from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
-__all__ = ["Endpoint", "close", "send_text", "wait_closed"]
+__all__ = ["Endpoint", "close", "connect", "send_text", "wait_closed"]
 
 log = logging.getLogger("audiocore.gateway")
 
@@ -29,12 +29,15 @@ class Endpoint(WSListener):
     :meth:`on_binary`, :meth:`on_open` once connected, :meth:`on_closed` once disconnected.
 
     ``max_message``: bytes; a longer (fragmented) message closes the connection with 1009.
+    ``abandoned``: set by :func:`connect` when the handshake was given up; a handshake that
+    completes afterwards is closed at once (no :meth:`on_open`, no messages).
     """
 
     max_message = 1 << 20
 
     def __init__(self) -> None:
         self.transport: WSTransport | None = None
+        self.abandoned = False
         self._parts: list[bytes] | None = None
         self._part_type = _TEXT
         self._part_size = 0
@@ -42,9 +45,14 @@ class Endpoint(WSListener):
     # picows callbacks
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        if self.abandoned:
+            close(transport)
+            return
         self.on_open()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if self.abandoned:
+            return  # frames that came with the late handshake's answer
         kind = frame.msg_type
         if frame.fin and self._parts is None:
             if kind == _TEXT:
@@ -109,6 +117,20 @@ class Endpoint(WSListener):
 
     def on_closed(self) -> None:
         pass
+
+
+async def connect(endpoint: Endpoint, url: str, timeout: float, **kw: Any) -> WSTransport:
+    """Connect ``endpoint`` to ``url`` (picows ``ws_connect`` keywords in ``kw``) within
+    ``timeout`` seconds. If that fails, times out or is cancelled, the endpoint is abandoned:
+    its connection is closed now or, picows keeping the socket of a handshake given up, as
+    soon as the handshake completes."""
+    try:
+        transport, _ = await asyncio.wait_for(ws_connect(lambda: endpoint, url, **kw), timeout)
+    except BaseException:
+        endpoint.abandoned = True
+        close(endpoint.transport)
+        raise
+    return transport
 
 
 async def wait_closed(server: asyncio.Server, timeout: float = 2.0) -> None:

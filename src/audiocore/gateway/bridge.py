@@ -37,14 +37,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from picows import WSCloseCode, WSMsgType, WSTransport, WSUpgradeRequest, ws_connect, ws_create_server
+from picows import WSCloseCode, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 from audiocore._ext.errors import ProtocolError
 from audiocore._ext.jitter import JitterQueue
 from audiocore._ext.resample import Resampler
 from audiocore.gateway._signals import stop_on_signal
 from audiocore.gateway._ticker import PerCallTimers, SharedTicker
-from audiocore.gateway._ws import Endpoint, close, send_text, wait_closed
+from audiocore.gateway._ws import Endpoint, close, connect, send_text, wait_closed
 from audiocore.protocols import acs, realtime
 from audiocore.protocols.bridge import AcsRealtimeTranscoder
 
@@ -71,6 +71,9 @@ ENV_AUTH = "AUDIOCORE_REALTIME_AUTH"
 _TEXT = WSMsgType.TEXT
 _STOP = acs.stop_audio_message()
 _FRAME_S = 0.02
+#: s an upstream connection must live to count as lasting: its loss resets the backoff and
+#: starts a new reconnect_timeout; a shorter one is redialled after the backoff
+_LASTING_S = 10.0
 
 
 def default_turn_detection() -> dict[str, Any]:
@@ -111,7 +114,7 @@ class BridgeConfig:
     gap_buffer_ms: int = 1000  #: caller audio kept while the upstream is down, replayed after
     reconnect_initial: float = 0.1
     reconnect_max: float = 5.0
-    reconnect_timeout: float = 30.0  #: the call ends after this long without an upstream
+    reconnect_timeout: float = 30.0  #: the call ends after this long without a lasting upstream
     connect_timeout: float = 10.0
     max_errors: int = 100  #: malformed messages tolerated per call and side
     ticker: Literal["shared", "per-call"] = "shared"
@@ -262,12 +265,6 @@ class _UpstreamEndpoint(Endpoint):
         self.call = call
         self.generation = generation
 
-    def on_open(self) -> None:
-        # A handshake that completes after its attempt was given up (the call ended, or the
-        # attempt timed out): nobody will use this connection, so it must not linger.
-        if self.generation != self.call.generation:
-            close(self.transport)
-
     def on_text(self, data: bytes) -> None:
         if self.generation == self.call.generation:
             self.call.on_upstream(data)
@@ -307,12 +304,13 @@ class _Call:
         self.last_out = 0.0
         self.connected_at = 0.0
         self.backoff = config.reconnect_initial
+        self.down_since: float | None = None  # first upstream loss since a lasting connection
 
     # ------------------------------------------------------------ ACS side
 
     def acs_open(self, transport: WSTransport | None) -> None:
         self.acs_t = transport
-        self.bridge._calls[self.stats.call_id] = self
+        self.bridge._calls[self] = None
         log.info("call %s: ACS connected", self.stats.call_id)
 
     def on_acs(self, data: bytes) -> None:
@@ -377,51 +375,50 @@ class _Call:
 
     # ------------------------------------------------------------ upstream side
 
-    async def _connect(self) -> None:
+    async def _connect(self, wait: bool = False) -> None:
         """Connect (or reconnect) with exponential backoff until connected, or until
-        ``reconnect_timeout`` has passed (then the call ends)."""
+        ``reconnect_timeout`` s have passed since the first upstream loss after a lasting
+        connection (the first connect: since now); then the call ends. ``wait``: back off
+        before the first dial too (the previous connection did not last)."""
         cfg = self.config
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + cfg.reconnect_timeout
+        start = time.monotonic() if self.down_since is None else self.down_since
+        give_up = start + cfg.reconnect_timeout
         headers = cfg.upstream_headers()
+        why = "connection did not last"
         while not self.ended:
+            if wait:
+                if time.monotonic() + self.backoff > give_up:
+                    log.error("call %s: no upstream for %.0f s (%s): ending the call",
+                              self.stats.call_id, cfg.reconnect_timeout, why)
+                    self.end("upstream unavailable", WSCloseCode.INTERNAL_ERROR)
+                    return
+                log.warning("call %s: upstream %s; retrying in %.2f s",
+                            self.stats.call_id, why, self.backoff)
+                await asyncio.sleep(self.backoff * random.uniform(0.8, 1.2))
+                self.backoff = min(self.backoff * 2, cfg.reconnect_max)
+            wait = True
             self.generation += 1
             gen = self.generation
-            endpoint = _UpstreamEndpoint(self, gen)
             try:
-                transport, _ = await asyncio.wait_for(
-                    ws_connect(lambda: endpoint, cfg.upstream_url,
-                               extra_headers=headers, ssl_context=cfg.upstream_ssl,
-                               max_frame_size=realtime.DEFAULT_MAX_MESSAGE_SIZE),
-                    cfg.connect_timeout)
-            except BaseException as exc:
-                # picows leaves the socket of a cancelled or timed-out handshake open: close it
-                # if the handshake already completed; a later completion closes itself (on_open)
-                endpoint.generation = -1
-                close(endpoint.transport)
-                if not isinstance(exc, Exception):
-                    raise
+                transport = await connect(
+                    _UpstreamEndpoint(self, gen), cfg.upstream_url, cfg.connect_timeout,
+                    extra_headers=headers, ssl_context=cfg.upstream_ssl,
+                    max_frame_size=realtime.DEFAULT_MAX_MESSAGE_SIZE)
+            except Exception as exc:
                 status = getattr(getattr(exc, "response", None), "status", None)
                 if status is not None and 400 <= int(status) < 500 and int(status) not in (408, 429):
                     log.error("call %s: the service refused the connection (%s): not retrying",
                               self.stats.call_id, exc)
                     self.end("upstream refused", WSCloseCode.INTERNAL_ERROR)
                     return
-                if loop.time() + self.backoff > give_up:
-                    log.error("call %s: no upstream for %.0f s (%s): ending the call",
-                              self.stats.call_id, cfg.reconnect_timeout, exc)
-                    self.end("upstream unavailable", WSCloseCode.INTERNAL_ERROR)
-                    return
-                log.warning("call %s: upstream connect failed (%s); retrying in %.2f s",
-                            self.stats.call_id, exc, self.backoff)
-                await asyncio.sleep(self.backoff * random.uniform(0.8, 1.2))
-                self.backoff = min(self.backoff * 2, cfg.reconnect_max)
+                why = f"connect failed ({exc})"
                 continue
-            if self.ended or gen != self.generation or transport.is_disconnected:
+            if self.ended or gen != self.generation:
                 close(transport)
-                if not self.ended and transport.is_disconnected:
-                    continue
                 return
+            if transport.is_disconnected:
+                why = "connection closed at once"
+                continue
             self._upstream_up(transport)
             return
 
@@ -452,11 +449,16 @@ class _Call:
         self.live = False
         close(self.up)
         self.up = None
+        self.tc = None  # the old session's state must not read the new connection's messages
         self.generation += 1  # whatever the old connection still delivers is ignored
-        if time.monotonic() - self.connected_at > 10.0:
+        now = time.monotonic()
+        lasted = now - self.connected_at >= _LASTING_S
+        if lasted:
             self.backoff = self.config.reconnect_initial
+        if lasted or self.down_since is None:
+            self.down_since = now
         log.warning("call %s: upstream lost (%s); reconnecting", self.stats.call_id, why)
-        self.connector = asyncio.get_running_loop().create_task(self._connect())
+        self.connector = asyncio.get_running_loop().create_task(self._connect(wait=not lasted))
 
     def upstream_error(self, exc: ProtocolError) -> None:
         s = self.stats
@@ -620,12 +622,13 @@ class Bridge:
     ``bridge.url`` until the block ends (then every call is closed with 1001).
 
     ``calls`` maps call ids (``x-ms-call-connection-id``, else a generated one) to the calls
-    in progress; ``finished`` holds the :class:`CallStats` of the last 1000 ended calls.
+    in progress (a call's id may be reused while it runs: both calls go on, and close() ends
+    both); ``finished`` holds the :class:`CallStats` of the last 1000 ended calls.
     """
 
     def __init__(self, config: BridgeConfig) -> None:
         self.config = config
-        self._calls: dict[str, _Call] = {}
+        self._calls: dict[_Call, None] = {}  # the live calls, in arrival order
         self.finished: collections.deque[CallStats] = collections.deque(maxlen=1000)
         self._ticker: SharedTicker | PerCallTimers = (
             SharedTicker(_FRAME_S) if config.ticker == "shared" else PerCallTimers(_FRAME_S))
@@ -649,8 +652,9 @@ class Bridge:
 
     @property
     def calls(self) -> dict[str, CallStats]:
-        """The calls in progress: id -> their :class:`CallStats` (live objects)."""
-        return {k: c.stats for k, c in self._calls.items()}
+        """The calls in progress: id -> their :class:`CallStats` (live objects; of two live
+        calls with one id, the later)."""
+        return {c.stats.call_id: c.stats for c in self._calls}
 
     async def start(self) -> None:
         cfg = self.config
@@ -669,14 +673,14 @@ class Bridge:
         log.info("bridge listening on %s -> %s", self.url, cfg.upstream_url)
 
     def _finish(self, call: _Call) -> None:
-        self._calls.pop(call.stats.call_id, None)
+        self._calls.pop(call, None)
         self.finished.append(call.stats)
 
     async def close(self, timeout: float = 2.0) -> None:
         """Stop listening, end every call (ACS sees 1001 going away), close upstreams."""
         if self._server is not None:
             self._server.close()
-        for call in list(self._calls.values()):
+        for call in list(self._calls):
             call.end("bridge shutting down", WSCloseCode.GOING_AWAY)
         self._ticker.close()
         if self._server is not None:

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from picows import WSCloseCode, WSMsgType, ws_connect
+from picows import WSCloseCode, WSMsgType
 
 from audiocore._ext.b64 import b64decode
 from audiocore._ext.errors import DecodeError
 from audiocore.gateway._ticker import SharedTicker
-from audiocore.gateway._ws import Endpoint, close, send_text
+from audiocore.gateway._ws import Endpoint, close, connect, send_text
 from audiocore.gateway.peers.timeline import Figures, Timeline
 from audiocore.resampling import resample
 
@@ -294,7 +294,7 @@ async def call(url: str, audio: str | Path | bytes, *, rate: int | None = None,
     cid = call_id or str(uuid.uuid4())
     headers = {"x-ms-call-correlation-id": correlation_id or str(uuid.uuid4()),
                "x-ms-call-connection-id": cid}
-    await asyncio.wait_for(ws_connect(lambda: caller, url, extra_headers=headers), connect_timeout)
+    await connect(caller, url, connect_timeout, extra_headers=headers)
     await caller.done
     duration = time.monotonic() - caller.t0
     heard = bytes(caller.heard)

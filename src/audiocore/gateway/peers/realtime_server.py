@@ -298,10 +298,8 @@ class _Session(Endpoint):
             if self._speech_at is None:
                 self._speech_at = max(0, start_ms - int(td.get("prefix_padding_ms", 300)))
                 self._item = f"item_in_{next(self._ids)}"
-                now = time.monotonic()
                 if self.timeline is not None:
-                    self.timeline.speech_started(now)
-                self.server.speech_started.append(now)
+                    self.timeline.speech_started(time.monotonic())
                 self._send({"type": "input_audio_buffer.speech_started",
                             "audio_start_ms": self._speech_at, "item_id": self._item})
                 r = self.response
@@ -440,8 +438,8 @@ class RealtimeServer:
     Figures for tests: ``sessions`` (open connections: ``.events`` received, ``.kept``;
     ``history``: the last 100, closed ones too),
     ``truncates`` ``(item_id, audio_end_ms, item audio ms)``, ``responses``
-    ``(id, item_id, status, audio bytes sent)``, ``speech_started`` times. ``cancel_delay``:
-    seconds a response goes on after ``response.cancel`` (late deltas, as a real service sends). A
+    ``(id, item_id, status, audio bytes sent)``. ``cancel_delay``: seconds a response goes on
+    after ``response.cancel`` (late deltas, as a real service sends). A
     :class:`~audiocore.gateway.peers.timeline.Timeline` given to :meth:`expect` is attached to
     the next connection.
     """
@@ -472,7 +470,6 @@ class RealtimeServer:
         self.history: collections.deque[_Session] = collections.deque(maxlen=100)
         self.truncates: list[tuple[str, int, int]] = []
         self.responses: list[tuple[str, str, str, int]] = []
-        self.speech_started: list[float] = []
         self.connections = 0
         self._expected: collections.deque[Timeline] = collections.deque()
         self._server: asyncio.Server | None = None

@@ -60,7 +60,7 @@ def percentile(values: list[float] | array[float], q: float) -> float | None:
 
 
 class _Response:
-    __slots__ = ("id", "item_id", "times", "counts", "total", "received", "cut", "done")
+    __slots__ = ("id", "item_id", "times", "counts", "total", "received", "cut")
 
     def __init__(self, rid: str, item_id: str) -> None:
         self.id = rid
@@ -70,7 +70,6 @@ class _Response:
         self.total: int | None = None  # samples, once done
         self.received = 0  # frames the caller received
         self.cut: float | None = None  # StopAudio time
-        self.done = False
 
 
 @dataclass
@@ -228,7 +227,6 @@ class Timeline:
     def response_done(self, response_id: str) -> None:
         for r in reversed(self.responses):
             if r.id == response_id:
-                r.done = True
                 r.total = r.counts[-1] if r.counts else 0
                 return
 
