@@ -17,14 +17,14 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
 import soxr
 from conftest import DATA
-from picows import WSMsgType, WSUpgradeRequest, ws_connect, ws_create_server
+from gateway_util import run, server_process, settle
+from picows import WSInvalidStatusError, WSMsgType, WSUpgradeRequest, ws_connect, ws_create_server
 
 from audiocore import ProtocolError, Resampler
 from audiocore.gateway._ws import Endpoint, close, send_text
@@ -41,21 +41,7 @@ from audiocore.gateway.bridge import (
 from audiocore.gateway.peers.acs_caller import acs_frames, call, metadata_message, read_wav
 from audiocore.gateway.peers.realtime_server import RealtimeServer, prompt_pcm
 
-T = TypeVar("T")
 SPEECH, RATE = read_wav(DATA / "speech-16k.wav")
-
-
-def run(coro: Awaitable[T]) -> T:
-    return asyncio.run(coro)  # type: ignore[arg-type]
-
-
-async def settle(cond: Any, timeout: float = 3.0) -> None:
-    """Wait until cond() holds (the other side of a socket catching up)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        assert loop.time() < end, "timed out waiting for the peers"
-        await asyncio.sleep(0.01)
 
 
 def config(url: str, **kw: Any) -> BridgeConfig:
@@ -421,7 +407,7 @@ def test_bridge_rejects_other_paths_and_shuts_down_calls_with_1001() -> None:
         async with RealtimeServer() as rt:
             bridge = Bridge(config(rt.url, path="/acs"))
             await bridge.start()
-            with pytest.raises(Exception):
+            with pytest.raises(WSInvalidStatusError, match="404"):
                 await ws_connect(Endpoint, bridge.url.replace("/acs", "/other"))
             task = asyncio.create_task(call(bridge.url, SPEECH, rate=RATE, tail_s=0))
             await settle(lambda: bridge.calls and rt.sessions)
@@ -540,13 +526,10 @@ def test_serve_main_runs_until_sigterm_and_reads_the_environment() -> None:
     code = ("import sys; from audiocore.gateway.bridge import serve_main; "
             "sys.exit(serve_main(sys.argv[1:]))")
     env = dict(os.environ, **{ENV_URL: "ws://127.0.0.1:9/realtime", ENV_API_KEY: "k"})
-    p = subprocess.Popen([sys.executable, "-c", code, "--port", "0", "--log-level", "WARNING"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert p.stdout is not None
-    line = p.stdout.readline()
-    assert line.startswith("listening on ws://127.0.0.1:")
-    p.send_signal(signal.SIGTERM)
-    assert p.wait(30) == 0
+    with server_process([sys.executable, "-c", code, "--port", "0", "--log-level", "WARNING"], env) as (p, line):
+        assert line.startswith("listening on ws://127.0.0.1:")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(30) == 0
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if k != ENV_URL}, timeout=60)
     assert bad.returncode == 2 and ENV_URL in bad.stderr
