@@ -46,7 +46,7 @@ PACKETS = packets_from_ogg(DATA / "speech-20ms.opus")
 
 def config(tmp_path: Path, **changes: object) -> SoraConfig:
     base = SoraConfig(listen_port=0, ogg_dir=str(tmp_path), dump_file=str(tmp_path / "dump.jsonl"),
-                      audio_streaming_header=True)
+                      audio_streaming_header=True, skip_basic_auth=True, enable_debug_paths=True)
     return base.replace(**changes)
 
 

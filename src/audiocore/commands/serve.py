@@ -74,7 +74,7 @@ def sora_main(argv: list[str]) -> int:
     }
     try:
         config = load_config(args.config) if args.config else SoraConfig()
-        config = config.replace(**overrides)
+        config = config.replace(**overrides).require_auth_decision()
     except ConfigError as exc:
         print(f"audiocore serve sora: {exc}", file=sys.stderr)
         return 2
