@@ -26,6 +26,8 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #: Flow-control window we grant each stream (bytes); the connection gets ``CONNECTION_WINDOW``.
 STREAM_WINDOW = 1 << 18
 CONNECTION_WINDOW = 1 << 24
+#: Seconds a connection closed for a flood keeps reading (and discarding) before it is cut.
+LINGER_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,8 @@ class H2Protocol(asyncio.Protocol):
         self.flooded: str | None = None
         #: Bytes queued on the transport past which the peer is cut off (0: no bound).
         self.max_write_buffer = 0
+        #: Our side is half-closed (lingering after a flood): nothing more is written.
+        self.write_closed = False
 
     # ------------------------------------------------------------------ set-up
 
@@ -244,7 +248,17 @@ class H2Protocol(asyncio.Protocol):
             self.conn.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
         except h2.exceptions.ProtocolError:
             pass
-        self.close_transport()
+        self.flush_now()
+        transport = self.transport
+        if transport is None:
+            return
+        # Lingering close: closing with the flood still arriving would reset the connection
+        # and could destroy the GOAWAY before the peer reads it. Half-close, discard what
+        # comes (feed_h2 ignores it from now on) for LINGER_S, then cut.
+        self.write_closed = True
+        if transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_S, transport.abort)
 
     def protocol_error(self, exc: Exception) -> None:
         code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
@@ -299,7 +313,7 @@ class H2Protocol(asyncio.Protocol):
         self._flush_pending = False
         data = self.conn.data_to_send()
         transport = self.transport
-        if data and transport is not None and not transport.is_closing():
+        if data and transport is not None and not transport.is_closing() and not self.write_closed:
             transport.write(data)
             if self.max_write_buffer and transport.get_write_buffer_size() > self.max_write_buffer:
                 self.write_overflow()
@@ -332,7 +346,7 @@ class H2Protocol(asyncio.Protocol):
                 raise ConnectionResetError("connection closed")
             try:
                 window = self.conn.local_flow_control_window(stream_id)
-            except h2.exceptions.StreamClosedError:
+            except h2.exceptions.ProtocolError:  # the stream, or the whole connection, is closed
                 raise ConnectionResetError("stream closed") from None
             await self.drain()  # before writing: a paused transport takes no more
             if n - pos and window <= 0:
@@ -345,7 +359,7 @@ class H2Protocol(asyncio.Protocol):
             last = pos + size == n
             try:
                 self.conn.send_data(stream_id, data[pos : pos + size], end_stream=end_stream and last)
-            except h2.exceptions.StreamClosedError:
+            except h2.exceptions.ProtocolError:
                 raise ConnectionResetError("stream closed") from None
             self.flush()
             pos += size

@@ -491,7 +491,7 @@ class _Connection(H2Protocol):
         """Announce shutdown: streams opened so far finish, newer ones are refused; the
         connection closes when the last stream is done. (Written as a raw frame: h2 would
         refuse all input after its own GOAWAY.)"""
-        if self.goaway_sent is not None or self.transport is None:
+        if self.goaway_sent is not None or self.transport is None or self.write_closed:
             return
         if self.mode != "h2":
             self.transport.close()
