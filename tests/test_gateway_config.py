@@ -299,3 +299,60 @@ def test_http_recognizer_closes_its_upstream_when_cut_while_opening() -> None:
         cloud.close()
 
     run(scenario())
+
+
+# ---------------------------------------------------------------------------- security keys
+
+
+def test_basic_auth_keys_are_honoured_not_ignored() -> None:
+    """The reference reads basic_auth_* and skip_basic_auth and never checks them: anyone
+    gets in. Here they are real keys; a config that would leave the gateway open without
+    saying so explicitly, or that is contradictory, does not start."""
+    assert not {"skip_basic_auth", "basic_auth_username", "basic_auth_password"} & REFERENCE_ONLY_KEYS
+    cfg = load_config_text("basic_auth_username = sora\nbasic_auth_password = \"p w\"\n")
+    assert (cfg.basic_auth_username, cfg.basic_auth_password, cfg.ignored) == ("sora", "p w", ())
+    assert "p w" not in repr(cfg)
+    assert cfg.require_auth_decision() is cfg
+    assert SoraConfig(skip_basic_auth=True).require_auth_decision().skip_basic_auth
+    with pytest.raises(ConfigError) as info:
+        SoraConfig().require_auth_decision()
+    assert info.value.key == "skip_basic_auth"
+    with pytest.raises(ConfigError) as info:
+        SoraServer(SoraConfig(listen_port=0))
+    assert info.value.key == "skip_basic_auth"
+    for changes, key in (({"basic_auth_username": "u"}, "basic_auth_password"),
+                         ({"basic_auth_password": "p"}, "basic_auth_username"),
+                         ({"basic_auth_username": "a:b", "basic_auth_password": "p"}, "basic_auth_username"),
+                         ({"skip_basic_auth": True, "basic_auth_username": "u", "basic_auth_password": "p"},
+                          "skip_basic_auth")):
+        with pytest.raises(ConfigError) as info:
+            SoraConfig().replace(**changes)
+        assert info.value.key == key
+
+
+def load_config_text(text: str) -> SoraConfig:
+    return SoraConfig().replace(**parse_config(text))
+
+
+@pytest.mark.parametrize(("key", "bad"), [
+    ("max_connections", 0), ("handshake_timeout_ms", 0), ("stream_idle_timeout_ms", -1),
+    ("http2_flood_window_ms", 0), ("http2_max_new_streams", 0), ("http2_max_resets", 0),
+    ("http2_max_control_frames", 0), ("http2_max_empty_frames", 0), ("max_write_buffer_bytes", 100),
+    ("stream_max_queued_packets", 1), ("stream_max_queued_bytes", 10),
+])
+def test_limits_are_keys_and_flags_with_safe_defaults(key: str, bad: int) -> None:
+    default = getattr(SoraConfig(), key)
+    assert isinstance(default, int) and default > 0  # on by default
+    assert getattr(load_config_text(f"{key} = {default + 1}"), key) == default + 1
+    with pytest.raises(ConfigError) as info:
+        SoraConfig().replace(**{key: bad})
+    assert info.value.key == key
+    assert SoraConfig().http2_idle_timeout > 0 and not SoraConfig().enable_debug_paths
+
+
+def test_every_key_is_a_flag() -> None:
+    out = subprocess.run([sys.executable, "-m", "audiocore", "serve", "sora", "--help"], capture_output=True,
+                         text=True, timeout=60).stdout
+    for key in SoraConfig.__dataclass_fields__:
+        if key != "ignored":
+            assert "--" + key.replace("_", "-") in out, key

@@ -126,6 +126,8 @@ class H2Protocol(asyncio.Protocol):
         self.max_write_buffer = 0
         #: Our side is half-closed (lingering after a flood): nothing more is written.
         self.write_closed = False
+        #: Stream ids reset by the peer in the read being dispatched.
+        self.reset_in_batch: set[int | None] = set()
 
     # ------------------------------------------------------------------ set-up
 
@@ -168,6 +170,9 @@ class H2Protocol(asyncio.Protocol):
         self._dispatch(events)
 
     def _dispatch(self, events: list[h2.events.Event]) -> None:
+        # Streams the peer opened and reset within this read (rapid reset): subclasses may
+        # skip setting them up at all.
+        self.reset_in_batch = {e.stream_id for e in events if isinstance(e, h2.events.StreamReset)}
         for event in events:
             if isinstance(event, h2.events.WindowUpdated):
                 self._wake_window(event.stream_id)

@@ -391,6 +391,8 @@ class _Connection(H2Protocol):
             self.close_transport()
 
     def _request(self, sid: int, headers: list[tuple[bytes, bytes]], ended: bool) -> None:
+        if sid in self.reset_in_batch:
+            return  # opened and reset in one read: nothing to answer, nothing to set up
         if self.goaway_sent is not None and sid > self.goaway_sent:
             self.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
