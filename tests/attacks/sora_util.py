@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import select
 import signal
 import struct
@@ -22,6 +23,7 @@ import h2.config
 import h2.connection
 import h2.settings
 
+from audiocore.commands.serve import PASSWORD_ENV
 from audiocore.gateway.h2client import H2Client
 from audiocore.gateway.peers.sora_client import basic_authorization, open_stream, sora_headers
 from audiocore.protocols.sora import packet_bytes
@@ -58,11 +60,11 @@ class Gateway:
 @contextlib.contextmanager
 def gateway(tmp_path: Path, *flags: str, nofile: int | None = None, timeout: float = 60) -> Iterator[Gateway]:
     """``audiocore serve sora`` on 127.0.0.1, any port, service test, header mode, basic auth
-    (``AUTH``), plus ``flags``; ``nofile``: its RLIMIT_NOFILE. Stopped (SIGINT, then killed)
+    (``AUTH``; the password from the environment), plus ``flags``; ``nofile``: its RLIMIT_NOFILE. Stopped (SIGINT, then killed)
     and reaped at exit."""
     log_path = tmp_path / f"gateway-{time.monotonic_ns()}.log"
     args = [sys.executable, "-m", "audiocore", "serve", "sora", "--listen-port", "0", "--service", "test",
-            "--audio-streaming-header", "--basic-auth-username", USER, "--basic-auth-password", PASSWORD,
+            "--audio-streaming-header", "--basic-auth-username", USER,
             "--ogg-dir", str(tmp_path), "--dump-file", str(tmp_path / "dump.jsonl"), *flags]
 
     def limit() -> None:
@@ -73,6 +75,7 @@ def gateway(tmp_path: Path, *flags: str, nofile: int | None = None, timeout: flo
 
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log_file, text=True,
+                                env={**os.environ, PASSWORD_ENV: PASSWORD},  # the password stays out of ps
                                 preexec_fn=limit if nofile is not None else None)
     try:
         assert proc.stdout is not None
