@@ -479,6 +479,34 @@ def test_body_far_larger_than_the_window_and_back_pressure(tmp_path: Path) -> No
     run(scenario())
 
 
+def test_queue_bound_counts_packets_not_payload_bytes(tmp_path: Path) -> None:
+    """Empty packets carry no payload: the queue is bounded by their number (and 20 bytes
+    each), so with nobody reading the results the gateway holds at most 256 of them plus one
+    4 KiB slice's worth, and the rest of the window unparsed."""
+    packets = [b""] * 30000  # 600 kB of headers: more than two stream windows
+
+    async def scenario() -> None:
+        cfg = config(tmp_path)
+        async with SoraServer(cfg) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/test")
+            assert await stream.response() == 200
+            sender = asyncio.create_task(_send_all(stream, packets))
+            await settle(lambda: any(s.backlog for c in server.connections for s in c.streams.values()), 20)
+            (conn,) = server.connections
+            (st,) = conn.streams.values()
+            assert st.queued_packets <= cfg.stream_max_queued_packets + 4096 // 20
+            assert len(st.inbox) <= cfg.stream_max_queued_packets + 4096 // 20 + 1
+            assert sum(len(d) for d, _ in st.backlog) <= (1 << 18)  # at most the stream window
+            assert not sender.done()
+            got = [json.loads(line)["message"] async for line in stream.lines()]
+            await sender
+            assert got == ["n: 0"] * len(packets)
+            await client.aclose()
+
+    run(scenario())
+
+
 async def _send_all(stream: ClientStream, packets: list[bytes]) -> None:
     body = body_of(packets)
     for i in range(0, len(body), 16000):

@@ -86,6 +86,8 @@ _ABORT_GRACE = 10.0
 _ACCEPT_BACKOFF = 1.0
 #: Bytes each queued packet is charged besides its payload (its header's size).
 _PACKET_COST = sora.HEADER_BYTES
+#: Bytes of a DATA frame parsed before the queue bound is checked again (at most 204 packets).
+_PARSE_SLICE = 4096
 _SPEECH_PATHS = ("/speech", "/test", "/dump")
 #: HTTP/2 error code CANCEL (RFC 9113 section 7): a stream closed for idling.
 _CANCEL = 0x8
@@ -551,7 +553,8 @@ class _Stream:
         self.max_bytes = config.stream_max_queued_bytes
         self.queued_packets = 0  # client packets in the inbox
         self.queued = 0  # bytes charged for them: payload + _PACKET_COST each
-        self.backlog: deque[tuple[bytes, int]] = deque()  # DATA (and its flow length) held unparsed: queue full
+        # DATA (and its flow length) held unparsed while the queue is full
+        self.backlog: deque[tuple[bytes | memoryview, int]] = deque()
         self.deferred = 0  # flow-controlled bytes parsed and not yet acknowledged
         self._input_ending = False  # END_STREAM came while DATA waited in the backlog
         self.client_ended = False  # END_STREAM received
@@ -592,21 +595,31 @@ class _Stream:
             self.conn.acknowledge(self.sid, self.deferred)
             self.deferred = 0
 
-    def _take(self, data: bytes, flow: int) -> None:
-        """Parse ``data`` into the inbox; its flow length joins ``deferred``."""
+    def _take(self, data: bytes | memoryview, flow: int) -> None:
+        """Parse ``data`` into the inbox, in header mode ``_PARSE_SLICE`` bytes at a time: once
+        the queue is full the rest goes back to the front of the backlog (so one large DATA
+        frame of tiny packets cannot overfill it). Its flow length joins ``deferred``."""
         self.deferred += flow
-        try:
-            packets = self.parser.feed(data)
-            error = None
-        except sora.BodyError as exc:
-            packets, error = exc.packets, exc  # the good packets before the fault still count
-        if packets:
-            now = int(time.time() * 1000)
-            for p in packets:
-                self.queued += len(p.payload) + _PACKET_COST
-                self.queued_packets += 1
-                self._push(AudioChunk(p.payload, b"", False, p.timestamp_us, p.sequence, now))
-            self._last = self.loop.time()
+        view = memoryview(data)
+        step = _PARSE_SLICE if self.parser.header_mode else max(1, len(view))  # raw mode: a frame is a packet
+        pos, error = 0, None
+        while pos < len(view) and error is None:
+            piece = view[pos : pos + step]
+            pos += len(piece)
+            try:
+                packets = self.parser.feed(piece)
+            except sora.BodyError as exc:
+                packets, error = exc.packets, exc  # the good packets before the fault still count
+            if packets:
+                now = int(time.time() * 1000)
+                for p in packets:
+                    self.queued += len(p.payload) + _PACKET_COST
+                    self.queued_packets += 1
+                    self._push(AudioChunk(p.payload, b"", False, p.timestamp_us, p.sequence, now))
+                self._last = self.loop.time()
+            if error is None and pos < len(view) and self._full():
+                self.backlog.appendleft((view[pos:], 0))
+                return
         if error is not None:
             for _, held in self.backlog:  # nothing more is parsed: give the window back
                 self.deferred += held
