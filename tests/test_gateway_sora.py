@@ -1066,3 +1066,60 @@ def test_sigterm_to_serve_sora_mid_stream_leaves_a_finished_ogg_file(tmp_path: P
     report = opusinfo(out / "sig-term.ogg")
     assert "Pre-skip: 3840" in report
     assert packets_from_ogg(out / "sig-term.ogg") == sent == pyav_packets(out / "sig-term.ogg")
+
+
+class _StuckStream(RecognizerStream):
+    """Takes ``take`` packets, then never returns from ``send``."""
+
+    def __init__(self, take: int) -> None:
+        super().__init__()
+        self.take = take
+
+    async def send(self, chunk: AudioChunk) -> None:
+        self.take -= 1
+        if self.take < 0:
+            await asyncio.Event().wait()
+
+    async def end(self, ogg_tail: bytes) -> None:
+        await self.finish()
+
+
+class _Stuck(Recognizer):
+    name = "stuck"
+    wants_ogg = False
+
+    async def open(self, info: StreamInfo) -> RecognizerStream:
+        return _StuckStream(10)
+
+
+def test_a_stream_not_finished_at_shutdown_is_reset_with_cancel_and_its_ogg_copy_finished(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A recognizer stuck in send() at shutdown: after shutdown_finish_timeout_ms the stream
+    is reset with CANCEL (the documented code), and the Ogg copy the gateway writes
+    (enable_ogg_file_output) still ends with its EOS page."""
+    sent = PACKETS[:30]
+
+    async def scenario() -> int | None:
+        cfg = config(tmp_path, service="stuck", enable_ogg_file_output=True, shutdown_timeout_ms=100,
+                     shutdown_finish_timeout_ms=300)
+        server = SoraServer(cfg, recognizers={"stuck": _Stuck()})
+        await server.start()
+        client = await H2Client.connect(server.url)
+        stream = await open_stream(client, "/speech", sora_headers(session_id="st", connection_id="uck"))
+        assert await stream.response() == 200
+        await stream.send(body_of(sent))
+        # the recognizer took 10 packets and holds the 11th: 19 wait in the queue
+        await settle(lambda: [s.queued_packets for c in server.connections for s in c.streams.values()]
+                     == [len(sent) - 11], 20)
+        await asyncio.wait_for(server.close(), 20)
+        assert await stream.body() == b""
+        return stream.reset_code
+
+    with caplog.at_level("INFO", logger="audiocore.gateway.sora"):
+        reset = run(scenario())
+    assert reset == 8  # CANCEL
+    opusinfo(tmp_path / "st-uck.ogg")
+    got = packets_from_ogg(tmp_path / "st-uck.ogg")
+    assert got == sent[: len(got)] and len(got) == 11  # 10 taken, the 11th in the stuck send()
+    cut = [r.getMessage() for r in caplog.records if "cut" in r.getMessage()]
+    assert len(cut) == 1 and "1 open stream cut" in cut[0] and "1 not finished" in cut[0], cut

@@ -332,9 +332,8 @@ class SoraServer:
             for stream in streams:
                 stream.cut()
             finish = self.config.shutdown_finish_timeout_ms / 1000
-            _, late = await asyncio.wait([s.task for s in streams], timeout=finish) if finish else (set(), {
-                s.task for s in streams})
-            late_streams = [s for s in streams if s.task in late]
+            await asyncio.wait([s.task for s in streams], timeout=finish)
+            late_streams = [s for s in streams if not s.task.done()]
             for stream in late_streams:
                 await stream.cancel(_CANCEL)
             log.warning("shutdown: %d open stream%s cut after %.0f ms (audio ended, Ogg files finished)%s",
