@@ -192,21 +192,28 @@ class OggOpusFileReader:
         factor = 48000 // self._decode_rate
         dec = OpusDecoder(self._decode_rate, head.channels)
         fb = 2 * head.channels
-        pre_skip = head.pre_skip // factor
+        pre_skip = head.pre_skip
+        start = (pre_skip + factor // 2) // factor  # the first sample out, at the decoder's rate
         gain = 10 ** (head.output_gain / (20 * 256))
         buf = bytearray()
         done = decoded = 0  # positions in decoded samples, at the decoder's rate
-        offset: int | None = None  # a stream starting later than 0 (first granule > its samples)
+        offset: int | None = None  # a stream starting later than 0 (first granule > its samples), 48 kHz
         out: list[bytes] = []
+
+        def position(granule: int) -> int:
+            """Decoded samples up to a page's granule: whole output samples from ``start``, so
+            a stream's length is its 48 kHz length at this rate, rounded down."""
+            end48 = granule - (offset or 0)
+            return start + (end48 - pre_skip) // factor if end48 >= pre_skip else end48 // factor
 
         def emit(limit: int) -> None:
             nonlocal done
             limit = min(limit, decoded)
             if limit <= done:
                 return
-            start = max(done, pre_skip)
-            if limit > start:
-                out.append(bytes(buf[(start - done) * fb : (limit - done) * fb]))
+            first = max(done, start)
+            if limit > first:
+                out.append(bytes(buf[(first - done) * fb : (limit - done) * fb]))
             del buf[: (limit - done) * fb]
             done = limit
 
@@ -230,8 +237,8 @@ class OggOpusFileReader:
             decoded += len(pcm) // fb
             if packet.granule >= 0:
                 if offset is None:
-                    offset = max(0, packet.granule // factor - decoded)
-                emit(packet.granule // factor - offset)
+                    offset = max(0, packet.granule - decoded * factor)
+                emit(position(packet.granule))
             if out:  # a page's worth (a granule was reached)
                 block = ready()
                 if skip:
