@@ -13,6 +13,8 @@ import numpy as np
 import opuslib
 import pytest
 import soxr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import audiocore
 from audiocore import DecodeError, OggOpusFileReader, OggOpusFileWriter, read_ogg_opus, write_ogg_opus
@@ -290,3 +292,44 @@ def test_writer_refusals(tmp_path: Path) -> None:
         w.write(bytes(2))
     assert read_ogg_opus(tmp_path / "b.opus", 16000).pcm == b""  # an empty but valid file
     assert opusinfo_problems(tmp_path / "b.opus") == []
+
+
+# ---------------------------------------------------------------- fuzz
+
+_SMALL = (DATA / "speech-20ms.opus").read_bytes()
+_SMALL = _SMALL[: [i for i in range(len(_SMALL)) if _SMALL[i : i + 4] == b"OggS"][6]]  # headers + 4 pages
+
+
+def _with_crc(data: bytearray, page: int) -> None:
+    """Give the page at ``page`` a valid CRC again (so the damage reaches the packets)."""
+    n = data[page + 26]
+    size = 27 + n + sum(data[page + 27 : page + 27 + n])
+    data[page + 22 : page + 26] = bytes(4)
+    data[page + 22 : page + 26] = audiocore.ogg_crc32(bytes(data[page : page + size])).to_bytes(4, "little")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(_SMALL) - 1), st.integers(0, 255)), min_size=1, max_size=6),
+       st.booleans(), st.sampled_from([48000, 16000, 44100]))
+def test_damaged_files_raise_only_decode_errors(edits: list[tuple[int, int]], fix_crc: bool, rate: int) -> None:
+    """Bytes changed anywhere (and the page's CRC made valid again, or not): a strict reader
+    raises DecodeError or reads; a lenient one reads once it has found a head."""
+    data = bytearray(_SMALL)
+    pages = [i for i in range(len(data)) if data[i : i + 4] == b"OggS"]
+    for pos, value in edits:
+        data[pos] = value
+    if fix_crc:
+        for page in pages:
+            if data[page : page + 4] == b"OggS" and page + 27 <= len(data):
+                _with_crc(data, page)
+    for lenient in (False, True):
+        try:
+            r = OggOpusFileReader(bytes(data), rate=rate, lenient=lenient)
+        except DecodeError:
+            continue
+        try:
+            pcm = r.read()
+        except DecodeError:
+            assert not lenient
+            continue
+        assert len(pcm) % (2 * r.channels) == 0

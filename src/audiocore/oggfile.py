@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, NamedTuple
 
-from audiocore._ext.errors import DecodeError
+from audiocore._ext.errors import DecodeError, OpusError
 from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket, OpusHead, OpusTags
 from audiocore._ext.opus import OPUS_RATES, OpusDecoder, OpusEncoder
 from audiocore._ext.rechunk import Rechunker
@@ -228,10 +228,11 @@ class OggOpusFileReader:
         for packet in self.packets():
             try:
                 pcm = dec.decode(packet.data)
-            except DecodeError as exc:
+            except (DecodeError, OpusError) as exc:  # a packet the RFC 6716 rules or libopus refuse
+                error = DecodeError(f"an Opus packet before stream byte {self._pos}: {exc}", None)
                 if not self.lenient:
-                    raise DecodeError(f"packet at stream byte ~{self._pos}: {exc}", self._pos) from None
-                self.errors.append(exc)
+                    raise error from None
+                self.errors.append(error)
                 continue
             buf += pcm
             decoded += len(pcm) // fb
