@@ -34,6 +34,14 @@ from audiocore._ext.opus import (
     libopus_version,
     opus_packet_samples,
 )
+# Ogg Opus files to and from PCM at any rate, the container's timing applied
+from audiocore.oggfile import (
+    OggOpusAudio,
+    OggOpusFileReader,
+    OggOpusFileWriter,
+    read_ogg_opus,
+    write_ogg_opus,
+)
 # adaptive playout queue and barge-in tracker
 from audiocore._ext.jitter import JitterQueue
 # streaming resampler; resample() (which needs numpy) is imported on first use, below
@@ -72,6 +80,11 @@ __all__ = [
     "OpusTags",
     "ogg_crc32",
     "opus_packet_samples",
+    "OggOpusAudio",
+    "OggOpusFileReader",
+    "OggOpusFileWriter",
+    "read_ogg_opus",
+    "write_ogg_opus",
     "JitterQueue",
     "Resampler",
     "resample",
