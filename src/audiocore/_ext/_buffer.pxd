@@ -111,20 +111,20 @@ cdef inline int _pending() except -1:
 
 cdef inline int _unreadable(object obj, int accept, bint writable) except -1:
     """The buffer protocol refused ``obj`` (its exception is pending): raise one that says
-    what was expected."""
-    want = f"{'a writable, ' if writable else 'a '}C-contiguous buffer of {_expected(accept)}"
+    what was expected. An unusable output stays a TypeError, as it always was."""
     try:
         _pending()
     except (BufferError, ValueError) as exc:  # NumPy raises ValueError
-        if writable:  # (TypeError, as before this check existed)
-            raise TypeError(f"expected {want}; this {type(obj).__name__!r} is not "
-                            f"({exc})") from None
-        raise ValueError(f"expected {want}; this {type(obj).__name__!r} is not "
-                         f"({exc})") from None
-    except TypeError:
+        what = "a writable, " if writable else "a "
+        msg = (f"expected {what}C-contiguous buffer of {_expected(accept)}; this "
+               f"{type(obj).__name__!r} is not ({exc})")
         if writable:
-            raise TypeError(f"expected {want}, not {type(obj).__name__!r}") from None
-        raise TypeError(f"expected {_expected(accept)}, not {type(obj).__name__!r}") from None
+            raise TypeError(msg) from None
+        raise ValueError(msg) from None
+    except TypeError:
+        what = "a writable, C-contiguous buffer of " if writable else ""
+        raise TypeError(f"expected {what}{_expected(accept)}, not {type(obj).__name__!r}"
+                        ) from None
     return -1
 
 
