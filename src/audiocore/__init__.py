@@ -1,7 +1,8 @@
 """audiocore: the per-frame audio work of real-time voice gateways, in Cython.
 
-PCM is signed 16-bit little-endian, interleaved, unless a name says otherwise. Kernels accept
-any C-contiguous buffer (bytes, bytearray, memoryview, numpy array) and return ``bytes``.
+PCM is signed 16-bit little-endian, interleaved, unless a name says otherwise. Kernels read
+C-contiguous buffers of bytes (bytes, bytearray, memoryview, uint8 arrays) and, for PCM,
+int16 arrays; another dtype, byte order or shape is refused. They return ``bytes``.
 Objects are safe to use from one thread at a time.
 """
 
