@@ -930,10 +930,13 @@ def _request_block(path: str, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, 
     (b"sora-channel-id", b"x "),      # whitespace after a value (section 8.2.1)
     (b":status", b"200"),             # a response pseudo-header in a request (section 8.3)
 ])
-def test_a_malformed_request_resets_only_its_stream(tmp_path: Path, bad: tuple[bytes, bytes]) -> None:
-    """RFC 9113 section 8.1.1: a malformed request is a stream error (RST_STREAM
-    PROTOCOL_ERROR); the live stream beside it on the same connection completes. Raw frames
-    (hyperframe, hpack) so the client does not refuse to send them."""
+@pytest.mark.parametrize("in_trailers", [False, True])
+def test_a_malformed_request_resets_only_its_stream(tmp_path: Path, bad: tuple[bytes, bytes],
+                                                    in_trailers: bool) -> None:
+    """RFC 9113 section 8.1.1: a malformed request (its header block, or its trailers) is a
+    stream error (RST_STREAM PROTOCOL_ERROR); the live stream beside it on the same
+    connection completes. Raw frames (hyperframe, hpack) so the client does not refuse to
+    send them."""
     from hpack import Encoder
     from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame, SettingsFrame
 
@@ -946,10 +949,12 @@ def test_a_malformed_request_resets_only_its_stream(tmp_path: Path, bad: tuple[b
             resets: dict[int, int] = {}
             state = {"goaway": False, "ended": False}
 
-            def headers(sid: int, block: list[tuple[bytes, bytes]]) -> bytes:
+            def headers(sid: int, block: list[tuple[bytes, bytes]], end: bool = False) -> bytes:
                 f = HeadersFrame(sid)
                 f.data = encoder.encode(block)
                 f.flags.add("END_HEADERS")
+                if end:
+                    f.flags.add("END_STREAM")
                 return f.serialize()
 
             def data(sid: int, payload: bytes, end: bool = False) -> bytes:
@@ -983,7 +988,11 @@ def test_a_malformed_request_resets_only_its_stream(tmp_path: Path, bad: tuple[b
             writer.write(PREFACE + SettingsFrame(0).serialize() + headers(1, _request_block("/test"))
                          + data(1, body_of(PACKETS[:1])))
             await until(lambda: len(lines) == 1)
-            writer.write(headers(3, _request_block("/test", bad)) + data(3, body_of(PACKETS[:1])))
+            if in_trailers:
+                writer.write(headers(3, _request_block("/test")) + data(3, body_of(PACKETS[:1]))
+                             + headers(3, [bad], end=True))
+            else:
+                writer.write(headers(3, _request_block("/test", bad)) + data(3, body_of(PACKETS[:1])))
             await until(lambda: 3 in resets)
             writer.write(data(1, body_of(PACKETS[1:3], seq0=1), end=True))
             await until(lambda: state["ended"] or state["goaway"])
