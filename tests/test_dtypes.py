@@ -173,7 +173,11 @@ KERNELS: dict[str, list[Param]] = {
     "ogg.OggOpusReader.feed:data": [Param(_feed, OGG, "bytes")],
     "opus.opus_packet_samples:packet": [Param(audiocore.opus_packet_samples, PACKET, "bytes")],
     "opus.OpusDecoder.decode:packet": [
-        Param(lambda x: audiocore.OpusDecoder(16000).decode(x), PACKET, "bytes")],
+        Param(lambda x: audiocore.OpusDecoder(16000).decode(x), PACKET, "bytes"),
+        Param(lambda x: audiocore.OpusDecoder(16000).decode(x, 960), PACKET, "bytes"),
+        Param(lambda x: audiocore.OpusDecoder(16000, 2).decode(x, 320, True), STEREO_PACKET,
+              "bytes"),
+    ],
     "opus.OpusDecoder.decode_fec:packet": [
         Param(lambda x: audiocore.OpusDecoder(16000, 2).decode_fec(x, 320), STEREO_PACKET,
               "bytes")],
@@ -182,6 +186,8 @@ KERNELS: dict[str, list[Param]] = {
               channels=1),
         Param(lambda x: audiocore.OpusEncoder(16000, 2).encode(x), STEREO_PCM[:1280], "int16",
               channels=2),
+        Param(lambda x: audiocore.OpusEncoder(16000, 2).encode(x, 320), STEREO_PCM[:1280],
+              "int16", channels=2),
     ],
     "rechunk.Rechunker.push:data": [
         Param(lambda x: audiocore.Rechunker(100).push(x), PCM[:450], "int16")],
@@ -440,6 +446,8 @@ TYPED_SNIPPET = """
     audiocore.OpusEncoder(16000, 2).encode(stereo)
     dec = audiocore.OpusDecoder(16000)
     dec.decode(codes), dec.decode_fec(codes, 320), audiocore.opus_packet_samples(codes)
+    dec.decode(codes, 960), dec.decode(codes, 320, decode_fec=True)
+    audiocore.OpusEncoder(16000).encode(pcm, 320)
     audiocore.ogg_crc32(codes)
     writer = audiocore.OggOpusWriter()
     writer.write(codes), writer.close(codes)
