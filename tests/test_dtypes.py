@@ -461,7 +461,7 @@ TYPED_SNIPPET = """
     # the protocol builders that take PCM, and what RealtimeSession.receive returns
     from audiocore.protocols import acs, realtime
 
-    acs.audio_message(pcm), acs.audio_message(stereo), realtime.append(pcm)
+    acs.audio_message(pcm), realtime.append(pcm)
     realtime.append(codes, event_id="e1")
     session = realtime.RealtimeSession()
     ev = session.receive('{"type":"error","error":{"message":"m"}}')
