@@ -49,6 +49,8 @@ _QUALITIES = {
 
 cdef object _int_arg(str name, object value):
     """An integer argument: int or anything with __index__ (NumPy integers), not bool."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int, not bool")
     try:
@@ -60,6 +62,8 @@ cdef object _int_arg(str name, object value):
 cdef object _rate_arg(str name, object value):
     """A rate in Hz: an int, or a real number that is a whole number (44100.0, as soxr and
     audio file readers give them); 44100.5 is a ValueError."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a whole number of Hz, not bool")
     try:
@@ -75,8 +79,10 @@ cdef object _rate_arg(str name, object value):
                     f"{type(value).__name__}")
 
 
-def _quality_name(quality) -> str:
+cdef str _quality_name(object quality):
     """``"hq"`` or ``"fast"`` for any accepted spelling of ``quality``."""
+    if type(quality) is str and (quality == "hq" or quality == "fast"):
+        return quality
     name = _QUALITIES.get(quality.lower()) if isinstance(quality, str) else None
     if name is None:
         raise ValueError(f"quality must be 'hq' or 'fast' (or soxr's 'VHQ', 'HQ': hq; "

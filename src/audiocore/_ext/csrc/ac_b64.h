@@ -68,20 +68,14 @@ static inline size_t ac_b64_encoded_len(size_t n) { return (n + 2) / 3 * 4; }
 #if AC_X86
 /* 12 input bytes -> 16 characters per step. Each 32-bit lane gets bytes (b, a, c, b) of one
  * 3-byte group so that two multiplies move the four 6-bit fields into the four bytes. */
-AC_TARGET_SSSE3 static size_t ac_b64_encode_ssse3(const uint8_t *src, size_t n, uint8_t *dst,
-                                                 int url)
+AC_TARGET_SSSE3 static inline size_t ac_b64_encode_ssse3_with(const uint8_t *src, size_t n,
+                                                             uint8_t *dst, const __m128i offsets)
 {
     const __m128i spread = _mm_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
     const __m128i mask_hi = _mm_set1_epi32(0x0fc0fc00);
     const __m128i mul_hi = _mm_set1_epi32(0x04000040);
     const __m128i mask_lo = _mm_set1_epi32(0x003f03f0);
     const __m128i mul_lo = _mm_set1_epi32(0x01000010);
-    /* Offset added to a 6-bit value, by class: 0 = 26..51, 1..10 = 52..61, 11 = 62 ('+'),
-     * 12 = 63 ('/'), 13 = 0..25. */
-    const __m128i offsets = url ? _mm_setr_epi8(71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -17,
-                                                 32, 65, 0, 0)  /* '-' 45, '_' 95 */
-                                : _mm_setr_epi8(71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19,
-                                                -16, 65, 0, 0);
     size_t done = 0;
     while (n - done >= 16) { /* loads 16 bytes, uses 12 */
         __m128i in = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(src + done)), spread);
@@ -97,6 +91,22 @@ AC_TARGET_SSSE3 static size_t ac_b64_encode_ssse3(const uint8_t *src, size_t n, 
     }
     return done;
 }
+
+/* Offset added to a 6-bit value, by class: 0 = 26..51, 1..10 = 52..61, 11 = 62 ('+'),
+ * 12 = 63 ('/'), 13 = 0..25. */
+AC_TARGET_SSSE3 static size_t ac_b64_encode_ssse3(const uint8_t *src, size_t n, uint8_t *dst)
+{
+    return ac_b64_encode_ssse3_with(
+        src, n, dst, _mm_setr_epi8(71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 65, 0, 0));
+}
+
+/* The same with 62 = '-' (45) and 63 = '_' (95). */
+AC_TARGET_SSSE3 static size_t ac_b64_encode_ssse3_url(const uint8_t *src, size_t n,
+                                                     uint8_t *dst)
+{
+    return ac_b64_encode_ssse3_with(
+        src, n, dst, _mm_setr_epi8(71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -17, 32, 65, 0, 0));
+}
 #endif
 
 /* Writes exactly ac_b64_encoded_len(n) characters of `alphabet` (`pairs` made from it;
@@ -107,7 +117,7 @@ static inline void ac_b64_encode_with(const uint8_t *src, size_t n, uint8_t *dst
     size_t i = 0;
 #if AC_X86
     if (ac_b64_use_simd && n >= 16) {
-        i = ac_b64_encode_ssse3(src, n, dst, url);
+        i = url ? ac_b64_encode_ssse3_url(src, n, dst) : ac_b64_encode_ssse3(src, n, dst);
         dst += i / 3 * 4;
     }
 #else
