@@ -16,10 +16,12 @@ from __future__ import annotations
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from audiocore._ext.errors import AudioCoreError, DecodeError
+from audiocore._ext.ogg import ogg_crc32
 from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket
 from audiocore._ext.opus import OPUS_RATES, OpusDecoder, OpusEncoder
@@ -33,6 +35,7 @@ EXTENSIONS = {
 }
 FORMATS = ("wav", "raw", "opus", "ulaw", "alaw")
 _BLOCK = 1 << 16
+_MAX_PAGE = 27 + 255 + 255 * 255  # the longest Ogg page (bytes)
 
 
 class AudioFileError(AudioCoreError, ValueError):
@@ -57,12 +60,25 @@ def format_of(path: str | Path, explicit: str | None = None) -> str:
 class Source:
     """PCM16LE blocks from a file. ``rate``/``channels``: of the PCM ``blocks`` yields;
     ``nominal_rate``: the rate the audio was made at (an Ogg Opus file's input rate);
-    ``size``: bytes of input, for progress (each block comes with the input bytes read)."""
+    ``size``: bytes of input, for progress (each block comes with the input bytes read).
+
+    Damaged input (a bad page, lost pages, a truncated file) raises :class:`AudioFileError`;
+    with ``lenient`` what can be read is converted and ``damage`` says what was not."""
 
     rate: int
     channels: int
     nominal_rate: int
     size: int
+
+    def __init__(self, lenient: bool = False) -> None:
+        self.lenient = lenient
+        self.damage: list[str] = []
+
+    def damaged(self, what: str) -> None:
+        """Input that cannot be read as it should: an error, or noted when ``lenient``."""
+        if not self.lenient:
+            raise AudioFileError(f"{what} (--lenient converts what can be read)")
+        self.damage.append(what)
 
     def blocks(self) -> Iterator[tuple[bytes, int]]:
         raise NotImplementedError
@@ -72,7 +88,9 @@ class Source:
 
 
 class WavSource(Source):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lenient: bool = False) -> None:
+        super().__init__(lenient)
+        self.path = path
         try:
             self.w = wave.open(str(path), "rb")
         except (wave.Error, EOFError) as exc:
@@ -86,9 +104,15 @@ class WavSource(Source):
         self.size = self.frames * 2 * self.channels
 
     def blocks(self) -> Iterator[tuple[bytes, int]]:
-        step = _BLOCK // (2 * self.channels)
-        while data := self.w.readframes(step):
-            yield data, len(data)
+        fb = 2 * self.channels
+        got = 0
+        while data := self.w.readframes(_BLOCK // fb):
+            whole = len(data) - len(data) % fb  # a file cut inside a frame ends in a part of one
+            got += whole // fb
+            yield data[:whole], len(data)
+        if got < self.frames:
+            self.damaged(f"{self.path}: truncated: the header says {self.frames} frames, "
+                         f"the file holds {got}")
 
     def close(self) -> None:
         self.w.close()
@@ -97,7 +121,9 @@ class WavSource(Source):
 class RawSource(Source):
     """Raw PCM16LE, or G.711 (``codec`` "ulaw"/"alaw") expanded to PCM16LE."""
 
-    def __init__(self, path: Path, rate: int, channels: int, codec: str | None = None) -> None:
+    def __init__(self, path: Path, rate: int, channels: int, codec: str | None = None,
+                 lenient: bool = False) -> None:
+        super().__init__(lenient)
         self.f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self.rate = self.nominal_rate = rate
         self.channels = channels
@@ -119,8 +145,8 @@ class RawSource(Source):
             else:
                 yield data, len(data)
         if held:
-            raise AudioFileError(f"{self.path}: {len(held)} bytes at the end do not make a whole frame "
-                                 f"of {unit} bytes (wrong --channels?)")
+            self.damaged(f"{self.path}: {len(held)} bytes at the end do not make a whole frame "
+                         f"of {unit} bytes (wrong --channels?)")
 
     def close(self) -> None:
         self.f.close()
@@ -130,12 +156,15 @@ class OpusSource(Source):
     """An Ogg Opus file decoded with :class:`audiocore.OpusDecoder` at ``decode_rate``, from
     the end of pre-skip to the end granule, output gain applied."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lenient: bool = False) -> None:
+        super().__init__(lenient)
         self.path = path
         self.f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self.size = path.stat().st_size
         try:
             self._read_head()
+            if (problem := ogg_end_problem(self.f, self.size)) is not None:
+                self.damaged(f"{path}: {problem}")
         except BaseException:
             self.f.close()
             raise
@@ -160,8 +189,9 @@ class OpusSource(Source):
     def _feed(self, chunk: bytes) -> list[OggPacket]:
         try:
             return list(self.reader.feed(chunk))
-        except DecodeError as exc:
-            raise AudioFileError(f"{self.path}: {exc}") from None
+        except DecodeError as exc:  # the reader skipped to the next page: carry on if lenient
+            self.damaged(f"{self.path}: {exc}")
+            return list(self.reader.feed(b""))
 
     def blocks(self) -> Iterator[tuple[bytes, int]]:
         head = self.reader.head
@@ -174,6 +204,7 @@ class OpusSource(Source):
         buf = bytearray()
         done = decoded = 0  # positions in decoded samples at self.rate
         offset: int | None = None  # a start offset (first granule beyond its samples)
+        end = 0  # the last granule's position in decoded samples
 
         def emit(limit: int) -> bytes:
             nonlocal done
@@ -202,44 +233,79 @@ class OpusSource(Source):
                 try:
                     pcm = dec.decode(p.data)
                 except DecodeError as exc:
-                    raise AudioFileError(f"{self.path}: {exc}") from None
+                    self.damaged(f"{self.path}: {exc}")
+                    pcm = b""
                 buf += pcm
                 decoded += len(pcm) // fb
                 granule = p.granule
                 if granule >= 0:
                     if offset is None:
                         offset = max(0, granule // factor - decoded)
-                    out.append(emit(granule // factor - offset))
+                    end = granule // factor - offset
+                    out.append(emit(end))
             yield b"".join(out), nbytes
         # whatever follows the last granule is padding: dropped
+        if self.damage and end > decoded:
+            self.damage.append(f"{self.path}: about {(end - decoded) / self.rate:.3f} s of audio "
+                               "lost with what was skipped")
 
     def close(self) -> None:
         self.f.close()
 
 
-def open_source(path: Path, fmt: str, in_rate: int | None, channels: int | None) -> Source:
+def ogg_end_problem(f: BinaryIO, size: int) -> str | None:
+    """Why the Ogg file ``f`` (``size`` bytes) does not end with a whole page marked end of
+    stream (EOS), or None when it does. Reads at most the last 65,307 bytes (a page's most);
+    leaves ``f`` where it was."""
+    start, was = max(0, size - _MAX_PAGE), f.tell()
+    f.seek(start)
+    tail = f.read()
+    f.seek(was)
+    at = len(tail)
+    while (at := tail.rfind(b"OggS", 0, at)) >= 0:
+        if at + 27 > len(tail) or at + 27 + tail[at + 26] > len(tail):
+            continue
+        end = at + 27 + tail[at + 26] + sum(tail[at + 27 : at + 27 + tail[at + 26]])
+        if end > len(tail):
+            continue
+        page = bytearray(tail[at:end])
+        crc = int.from_bytes(page[22:26], "little")
+        page[22:26] = bytes(4)
+        if ogg_crc32(page) != crc:
+            continue
+        if end < len(tail):
+            return f"truncated: {len(tail) - end} bytes after the last whole page (offset {start + end})"
+        return None if tail[at + 5] & 0x04 else "truncated: the last page is not marked end of stream"
+    return "truncated: no whole Ogg page in its last 64 KiB"
+
+
+def open_source(path: Path, fmt: str, in_rate: int | None, channels: int | None,
+                lenient: bool = False) -> Source:
+    """The reader of ``path`` in format ``fmt``; ``lenient``: see :class:`Source`."""
     if not path.is_file():
         raise AudioFileError(f"{path}: no such file")
     if fmt == "wav":
-        return WavSource(path)
+        return WavSource(path, lenient)
     if fmt == "opus":
-        return OpusSource(path)
+        return OpusSource(path, lenient)
     if fmt == "raw":
         if not in_rate:
             raise AudioFileError(f"{path}: raw PCM has no header: give its rate with --in-rate "
                                  "(and --channels if not mono)")
-        return RawSource(path, in_rate, channels or 1)
-    return RawSource(path, in_rate or 8000, channels or 1, codec=fmt)
+        return RawSource(path, in_rate, channels or 1, lenient=lenient)
+    return RawSource(path, in_rate or 8000, channels or 1, codec=fmt, lenient=lenient)
 
 
 # ---------------------------------------------------------------------------- writing
 
 
 class Sink:
-    """Takes PCM16LE at ``rate`` with ``channels``; ``close()`` finishes the file."""
+    """Takes PCM16LE at ``rate`` with ``channels``; ``close()`` finishes the file, ``abort()``
+    (after a failure) closes it unfinished: the caller deletes it."""
 
     rate: int
     channels: int
+    f: BinaryIO
 
     def write(self, pcm: bytes) -> None:
         raise NotImplementedError
@@ -247,11 +313,15 @@ class Sink:
     def close(self) -> None:
         raise NotImplementedError
 
+    def abort(self) -> None:
+        self.f.close()
+
 
 class WavSink(Sink):
     def __init__(self, path: Path, rate: int, channels: int) -> None:
         self.rate, self.channels = rate, channels
-        self.w = wave.open(str(path), "wb")
+        self.f = open(path, "wb")  # noqa: SIM115 - closed by close() or abort()
+        self.w = wave.open(self.f, "wb")  # noqa: SIM115 - does not own self.f
         self.w.setnchannels(channels)
         self.w.setsampwidth(2)
         self.w.setframerate(rate)
@@ -260,7 +330,18 @@ class WavSink(Sink):
         self.w.writeframesraw(pcm)
 
     def close(self) -> None:
-        self.w.close()
+        try:
+            self.w.close()
+        finally:
+            self.f.close()
+
+    def abort(self) -> None:
+        try:  # wave writes the header when closed (else when collected, into a closed file)
+            self.w.close()
+        except (OSError, ValueError, wave.Error):
+            pass
+        finally:
+            self.f.close()
 
 
 class RawSink(Sink):
@@ -295,7 +376,7 @@ class OpusSink(Sink):
         self.pre_skip = self.encoder.lookahead * self.factor
         self.writer = OggOpusWriter(channels, input_rate=nominal_rate, pre_skip=self.pre_skip, max_page_ms=1000)
         self.frame_bytes = int(self.rate * frame_ms / 1000) * 2 * channels
-        self.f = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.f = open(path, "wb")  # noqa: SIM115 - closed by close() or abort()
         self.f.write(self.writer.headers())
         self.frames = Rechunker(self.frame_bytes)
         self.samples = 0  # input samples per channel, at self.rate
@@ -324,11 +405,13 @@ class OpusSink(Sink):
             self._packet(self.encoder.encode(frame))
         while self.packets * frame48 < need:
             self._packet(self.encoder.encode(bytes(fb)))
-        if self.last is None:
-            self.f.write(self.writer.close())
-        else:
-            self.f.write(self.writer.close(self.last, end_trim=self.packets * frame48 - need))
-        self.f.close()
+        try:
+            if self.last is None:
+                self.f.write(self.writer.close())
+            else:
+                self.f.write(self.writer.close(self.last, end_trim=self.packets * frame48 - need))
+        finally:
+            self.f.close()
 
 
 def open_sink(path: Path, fmt: str, rate: int, channels: int, *, bitrate: int | None = None,
