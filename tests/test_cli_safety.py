@@ -128,6 +128,20 @@ def test_a_successful_convert_replaces_the_output_keeping_its_mode(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav"]
 
 
+def test_outputs_through_a_link_or_to_a_device(tmp_path: Path) -> None:
+    real = tmp_path / "real.raw"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.raw"
+    link.symlink_to(real)
+    assert cli("convert", SPEECH, link).returncode == 0
+    assert link.is_symlink() and real.read_bytes() == wav_pcm(SPEECH)[0].tobytes()
+    # a target that is not a regular file is written in place: the PCM on stdout
+    piped = subprocess.run([sys.executable, "-m", "audiocore", "convert", str(SPEECH), "/dev/stdout",
+                            "--format", "raw"], capture_output=True, timeout=300)
+    assert piped.returncode == 0 and piped.stdout == wav_pcm(SPEECH)[0].tobytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.raw", "real.raw"]
+
+
 def _interrupt_when_present(proc: subprocess.Popen[bytes], directory: Path, pattern: str) -> None:
     """SIGINT to ``proc`` once a file matching ``pattern`` (its temporary output) exists in
     ``directory`` (deadline 60 s: a slow start on a busy machine; no fixed sleep)."""
@@ -416,30 +430,44 @@ def test_demo_out_must_be_a_directory(tmp_path: Path) -> None:
     assert taken.read_bytes() == b"mine"
 
 
-# Blocks importing the gateway extra's libraries, as in an installation without it.
-_NO_GATEWAY = """
-import sys
-class NoGateway:
+# Runs the command with the libraries named in $BLOCK unimportable, as in an installation
+# without the extra that brings them.
+_WITHOUT = """
+import os, sys
+BLOCKED = os.environ["BLOCK"].split(",")
+class Without:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("picows", "h2"):
+        if name.split(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
-sys.meta_path.insert(0, NoGateway())
+sys.meta_path.insert(0, Without())
 from audiocore.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
+def without(blocked: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", _WITHOUT, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "BLOCK": blocked})
+
+
 @pytest.mark.parametrize("args", [["demo", "--out", "demo-out"], ["serve", "sora", "--listen-port", "0"],
-                                  ["serve", "bridge", "--port", "0"], ["loadtest", "--calls", "1"]],
+                                  ["serve", "bridge", "--port", "0"], ["loadtest", "--calls", "1"],
+                                  ["dump2ogg", "dump.jsonl", "--split", "out"]],
                          ids=lambda a: " ".join(a[:2]))
 def test_without_the_gateway_extra_one_line_names_it(tmp_path: Path, args: list[str]) -> None:
-    result = subprocess.run([sys.executable, "-c", _NO_GATEWAY, *args], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
+    result = without("picows,h2", args, tmp_path)
     line = one_line(result.stderr)
     assert result.returncode == 2, result.stderr
     assert "pip install 'audiocore[gateway]'" in line and "picows" in line and "h2" in line
     assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_without_the_bench_extra_one_line_names_it(tmp_path: Path) -> None:
+    result = without("soxr", ["bench", "--bench-dir", str(ROOT / "bench"), "--json", "r.json"], tmp_path)
+    assert result.returncode == 2
+    assert "pip install 'audiocore[bench]'" in one_line(result.stderr) and "soxr" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_ctrl_c_in_the_asyncio_demo_is_one_line(tmp_path: Path) -> None:

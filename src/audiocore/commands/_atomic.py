@@ -34,8 +34,6 @@ class Outputs:
         """A new, empty temporary file for ``target``; raises :class:`OSError` saying why the
         target cannot be written (no such directory, a directory, no permission)."""
         target = Path(target)
-        if target.is_symlink():  # write through the link, as opening the target would
-            target = target.resolve()
         try:
             st = target.stat()
         except FileNotFoundError:
@@ -45,8 +43,10 @@ class Outputs:
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise OSError(f"{target}: is a directory")
         if st is not None and not stat.S_ISREG(st.st_mode):
-            self._pending.append((target, target))  # a device or FIFO: written in place
+            self._pending.append((target, target))  # a device or FIFO (/dev/stdout): in place
             return target
+        if target.is_symlink():  # replace the file it points to, as writing through it would
+            target = target.resolve()
         parent = target.parent
         if not parent.is_dir():
             raise OSError(f"{target}: cannot write: no directory {parent}")

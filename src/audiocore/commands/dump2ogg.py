@@ -125,6 +125,10 @@ def main(argv: list[str]) -> int:
         parser.error(f"--split {args.split}: not a directory")
 
     from audiocore.commands._atomic import Outputs
+    from audiocore.commands._extras import missing_gateway
+
+    if args.split and (status := missing_gateway("dump2ogg --split")) is not None:
+        return status  # the files are named as the gateway names its own
 
     # Every file is written under a temporary name and renamed over its target only when the
     # whole dump was read: on a failure or Ctrl-C no output changes.
