@@ -274,7 +274,8 @@ def ogg_end_problem(f: BinaryIO, size: int) -> str | None:
         if ogg_crc32(page) != crc:
             continue
         if end < len(tail):
-            return f"truncated: {len(tail) - end} bytes after the last whole page (offset {start + end})"
+            return (f"truncated (or junk at the end): {len(tail) - end} bytes after the last whole page "
+                    f"(offset {start + end})")
         return None if tail[at + 5] & 0x04 else "truncated: the last page is not marked end of stream"
     return "truncated: no whole Ogg page in its last 64 KiB"
 
