@@ -14,6 +14,7 @@ import os
 import select
 import signal
 import sys
+import warnings
 from types import FrameType
 
 import audiocore
@@ -66,9 +67,11 @@ def _stdout_gone() -> bool:
 
 def _quiet_teardown() -> None:
     # What an interrupt cuts short (asyncio tasks, futures, coroutines and callbacks dropped
-    # with it) would be logged, or reported as "Exception ignored", while it is torn down and
-    # collected, down to interpreter exit: no news after Ctrl-C.
+    # with it) would be logged, warned about ("never awaited") or reported as "Exception
+    # ignored" while it is torn down and collected, down to interpreter exit: no news after
+    # Ctrl-C.
     logging.disable(logging.CRITICAL)
+    warnings.simplefilter("ignore")
     sys.unraisablehook = lambda _: None
 
 
