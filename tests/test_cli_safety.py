@@ -270,12 +270,18 @@ def test_a_bad_crc_fails_unless_lenient_which_skips_the_page(tmp_path: Path) -> 
     assert "warning" in lenient.stderr and "CRC" in lenient.stderr and "lost" in lenient.stderr
     clean, _ = wav_pcm(tmp_path / "clean.wav")
     got, rate = wav_pcm(tmp_path / "lenient.wav")
-    # everything before the damaged page is the clean conversion's; the page's audio is gone
+    # before the damaged page: the clean conversion; the page's audio: silence, as long as
+    # the granules say; after it: the clean audio again, once the decoder has caught up
     pre_skip = ref_ogg.parse_opus_head(pages[0].body)["pre_skip"]
     before = pages[index - 1].granule - pre_skip
     lost = pages[index].granule - pages[index - 1].granule
-    assert rate == 48000 and np.array_equal(got[:before], clean[:before])
-    assert len(clean) - lost - 960 <= len(got) <= len(clean) - lost + 960  # within a 20 ms packet
+    assert f"{lost / 48000:.3f} s of audio lost" in lenient.stderr
+    assert rate == 48000 and len(got) == len(clean)
+    assert np.array_equal(got[:before], clean[:before])
+    assert not got[before : before + lost].any()
+    after = before + lost + 4800  # 100 ms on
+    x, y = clean[after:].astype(np.float64), got[after:].astype(np.float64)
+    assert 10 * np.log10(np.sum(x**2) / max(np.sum((x - y) ** 2), 1e-9)) > 30
 
 
 def test_a_truncated_ogg_fails_unless_lenient(tmp_path: Path) -> None:

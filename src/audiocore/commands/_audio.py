@@ -205,6 +205,8 @@ class OpusSource(Source):
         done = decoded = 0  # positions in decoded samples at self.rate
         offset: int | None = None  # a start offset (first granule beyond its samples)
         end = 0  # the last granule's position in decoded samples
+        mark = 0  # decoded samples at the last granule: where skipped pages' audio belongs
+        filled = 0  # samples of silence in place of skipped pages' audio
 
         def emit(limit: int) -> bytes:
             nonlocal done
@@ -242,12 +244,20 @@ class OpusSource(Source):
                     if offset is None:
                         offset = max(0, granule // factor - decoded)
                     end = granule // factor - offset
+                    if self.damage and end > decoded:
+                        # --lenient, pages skipped since the last granule: their audio becomes
+                        # silence where they were, so what follows keeps its time
+                        gap = end - decoded
+                        buf[(mark - done) * fb : (mark - done) * fb] = bytes(gap * fb)
+                        decoded += gap
+                        filled += gap
+                    mark = decoded
                     out.append(emit(end))
             yield b"".join(out), nbytes
         # whatever follows the last granule is padding: dropped
-        if self.damage and end > decoded:
-            self.damage.append(f"{self.path}: about {(end - decoded) / self.rate:.3f} s of audio "
-                               "lost with what was skipped")
+        if filled:
+            self.damage.append(f"{self.path}: {filled / self.rate:.3f} s of audio lost with what was "
+                               "skipped, replaced by silence")
 
     def close(self) -> None:
         self.f.close()
