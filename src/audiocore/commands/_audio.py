@@ -21,9 +21,8 @@ from typing import BinaryIO
 import numpy as np
 
 from audiocore._ext.errors import AudioCoreError, DecodeError
-from audiocore._ext.ogg import ogg_crc32
 from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket
+from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket, ogg_crc32
 from audiocore._ext.opus import OPUS_RATES, OpusDecoder, OpusEncoder
 from audiocore._ext.rechunk import Rechunker
 from audiocore._ext.resample import Resampler
