@@ -267,20 +267,20 @@ def test_a_bad_crc_fails_unless_lenient_which_skips_the_page(tmp_path: Path) -> 
     assert cli("convert", OPUS, tmp_path / "clean.wav").returncode == 0
     lenient = cli("convert", bad, tmp_path / "lenient.wav", "--lenient")
     assert lenient.returncode == 0, lenient.stderr
-    assert "warning" in lenient.stderr and "CRC" in lenient.stderr and "lost" in lenient.stderr
+    assert "warning: skipped damaged input" in lenient.stderr and "CRC mismatch" in lenient.stderr
     clean, _ = wav_pcm(tmp_path / "clean.wav")
     got, rate = wav_pcm(tmp_path / "lenient.wav")
-    # before the damaged page: the clean conversion; the page's audio: silence, as long as
-    # the granules say; after it: the clean audio again, once the decoder has caught up
+    # before the damaged page: the clean conversion; the page's audio is missing (the rest
+    # comes earlier by as much, within a packet), and the rest is the clean audio again once
+    # the decoder, which missed those packets, has caught up
     pre_skip = ref_ogg.parse_opus_head(pages[0].body)["pre_skip"]
     before = pages[index - 1].granule - pre_skip
     lost = pages[index].granule - pages[index - 1].granule
-    assert f"{lost / 48000:.3f} s of audio lost" in lenient.stderr
-    assert rate == 48000 and len(got) == len(clean)
-    assert np.array_equal(got[:before], clean[:before])
-    assert not got[before : before + lost].any()
-    after = before + lost + 4800  # 100 ms on
-    x, y = clean[after:].astype(np.float64), got[after:].astype(np.float64)
+    assert rate == 48000 and np.array_equal(got[:before], clean[:before])
+    assert len(clean) - lost - 960 <= len(got) <= len(clean) - lost + 960
+    x = clean[before + lost + 4800 :].astype(np.float64)  # from 100 ms after the gap
+    y = got[before + 4800 :][: len(x)].astype(np.float64)
+    x = x[: len(y)]
     assert 10 * np.log10(np.sum(x**2) / max(np.sum((x - y) ** 2), 1e-9)) > 30
 
 
