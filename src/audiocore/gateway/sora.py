@@ -189,6 +189,10 @@ class SoraServer:
         self._ssl = ssl_context
         self._acceptor: Acceptor | None = None
         self._accepting: set[asyncio.Task[None]] = set()  # TLS handshakes under way
+        # accepted sockets not yet gone (handshaking or connected): what max_connections caps;
+        # counted by hand since a connection joins `connections` before its handshake task
+        # leaves `_accepting` (a done callback runs a loop turn later)
+        self._open = 0
         self._stopped: asyncio.Event | None = None
         self._port: int | None = None
         self.connections: set[_Connection] = set()
@@ -248,10 +252,11 @@ class SoraServer:
                 log.info("created %s %s", key, path)
 
     def _accepted(self, sock: socket.socket) -> None:
-        if len(self.connections) + len(self._accepting) >= self.config.max_connections:
+        if self._open >= self.config.max_connections:
             self.refusals.refuse("connection cap", f"{self.config.max_connections} connections open")
             sock.close()
             return
+        self._open += 1
         task = asyncio.get_running_loop().create_task(self._handshake(sock))
         self._accepting.add(task)
         task.add_done_callback(self._accepting.discard)
@@ -263,9 +268,11 @@ class SoraServer:
                 lambda: _Connection(self), sock, ssl=self._context,
                 ssl_handshake_timeout=self.config.handshake_timeout_ms / 1000 if self._context else None)
         except asyncio.CancelledError:
+            self._open -= 1
             sock.close()
             raise
         except Exception as exc:  # noqa: BLE001 - any failed handshake: count it, drop the socket
+            self._open -= 1
             self.refusals.refuse("handshake failed", f"{type(exc).__name__}: {exc}", logging.INFO)
             sock.close()
 
@@ -352,7 +359,9 @@ class SoraServer:
             await conn.abort()
 
     def _gone(self, conn: _Connection) -> None:
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self._open -= 1
         if not self.connections:
             self._idle.set()
 
