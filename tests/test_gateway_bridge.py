@@ -31,6 +31,7 @@ from audiocore.gateway._ws import Endpoint, close, send_text
 from audiocore.gateway.bridge import (
     ENV_API_KEY,
     ENV_AUTH,
+    ENV_AUTH_TOKEN,
     ENV_URL,
     Bridge,
     BridgeConfig,
@@ -45,6 +46,8 @@ SPEECH, RATE = read_wav(DATA / "speech-16k.wav")
 
 
 def config(url: str, **kw: Any) -> BridgeConfig:
+    """A bridge config for tests that are not about caller authentication."""
+    kw.setdefault("insecure_no_auth", True)
     return BridgeConfig(upstream_url=url, **kw)
 
 
@@ -525,14 +528,23 @@ def test_a_caller_whose_handshake_timed_out_closes_the_late_connection() -> None
 def test_serve_main_runs_until_sigterm_and_reads_the_environment() -> None:
     code = ("import sys; from audiocore.gateway.bridge import serve_main; "
             "sys.exit(serve_main(sys.argv[1:]))")
-    env = dict(os.environ, **{ENV_URL: "ws://127.0.0.1:9/realtime", ENV_API_KEY: "k"})
+    env = dict(os.environ, **{ENV_URL: "ws://127.0.0.1:9/realtime", ENV_API_KEY: "k",
+                              ENV_AUTH_TOKEN: "caller-token"})
     with server_process([sys.executable, "-c", code, "--port", "0", "--log-level", "WARNING"], env) as (p, line):
-        assert line.startswith("listening on ws://127.0.0.1:")
+        assert line.startswith("listening on ws://127.0.0.1:") and line.rstrip().endswith("/acs")
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if k != ENV_URL}, timeout=60)
     assert bad.returncode == 2 and ENV_URL in bad.stderr
+    # secure by default: no caller authentication configured -> refuses to start, one line
+    env.pop(ENV_AUTH_TOKEN)
+    bare = subprocess.run([sys.executable, "-c", code, "--port", "0"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert bare.returncode == 2 and not bare.stdout
+    [line] = bare.stderr.splitlines()
+    for flag in ("--acs-jwks", "--acs-audience", "--auth-token", "--insecure-no-auth"):
+        assert flag in line
 
 
 def test_protocol_error_type_is_the_packages() -> None:
