@@ -92,6 +92,9 @@ def test_v2_client_errors_are_atomic() -> None:
         c.open("")
     with pytest.raises(TypeError):
         c.start("u", volume=3)
+    # v2 names users in start(), not in open(): said as such, not as an internal TypeError
+    with pytest.raises(TypeError, match=r"takes no user_id: v2 users begin with start\(user_id\)"):
+        c.open("key", user_id="u")
     with pytest.raises(ValueError):
         c.audio("u", b"\x00")
     with pytest.raises(ValueError):

@@ -402,7 +402,10 @@ class V2Client:
     # builders
     def open(self, api_key: str, **overrides: Any) -> str:
         """The open frame: ``api_key`` and the connection's overrides (``stt``, ``tts``,
-        ``bot``, ``context``, ``bot_speaks_first``)."""
+        ``bot``, ``context``, ``bot_speaks_first``). Users are not named here: v2 carries
+        many per connection, each begun with :meth:`start`."""
+        if "user_id" in overrides:
+            raise TypeError("V2Client.open() takes no user_id: v2 users begin with start(user_id)")
         return dumps(_open_frame(api_key, None, KIND["open"], **overrides))
 
     def close(self) -> str:
