@@ -529,7 +529,7 @@ def test_serve_main_runs_until_sigterm_and_reads_the_environment() -> None:
     code = ("import sys; from audiocore.gateway.bridge import serve_main; "
             "sys.exit(serve_main(sys.argv[1:]))")
     env = dict(os.environ, **{ENV_URL: "ws://127.0.0.1:9/realtime", ENV_API_KEY: "k",
-                              ENV_AUTH_TOKEN: "caller-token"})
+                              ENV_AUTH_TOKEN: "caller-token-0123456789"})
     with server_process([sys.executable, "-c", code, "--port", "0", "--log-level", "WARNING"], env) as (p, line):
         assert line.startswith("listening on ws://127.0.0.1:") and line.rstrip().endswith("/acs")
         p.send_signal(signal.SIGTERM)

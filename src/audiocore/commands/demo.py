@@ -46,28 +46,18 @@ def _silence(rate: int, seconds: float) -> bytes:
 
 
 DEMO_AUDIENCE = "audiocore-demo-bridge"
-DEMO_KID = "audiocore-demo"
 
 
 def caller_credentials(out: Path) -> tuple[Path, str]:
-    """A new RSA key: its public half written as a JWKS to ``out/jwks.json`` (what the
-    bridge verifies with), and a JWT signed with it as ACS signs its media-streaming
-    handshakes (RS256, ``kid``, ``aud``, ``iss``, ``iat``/``nbf``/``exp``; 10 minutes)."""
-    import jwt
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from jwt.algorithms import RSAAlgorithm
+    """A new RSA key (:class:`~audiocore.gateway.peers.acs_tokens.TokenIssuer`): its JWKS
+    written to ``out/jwks.json`` (what the bridge verifies with), and the ``Authorization``
+    value of a JWT signed with it as ACS signs its media-streaming handshakes (RS256,
+    ``kid``, ``aud``, ``iss``, ``iat``/``nbf``/``exp``; 10 minutes)."""
+    from audiocore.gateway.peers.acs_tokens import TokenIssuer
 
-    from audiocore.gateway.auth import ACS_ISSUER
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
-    jwk.update(kid=DEMO_KID, use="sig", alg="RS256")
-    path = out / "jwks.json"
-    path.write_text(json.dumps({"keys": [jwk]}) + "\n")
-    now = int(time.time())
-    token = jwt.encode({"aud": DEMO_AUDIENCE, "iss": ACS_ISSUER, "iat": now, "nbf": now,
-                        "exp": now + 600}, key, algorithm="RS256", headers={"kid": DEMO_KID})
-    return path, token
+    issuer = TokenIssuer(kid="audiocore-demo")
+    path = issuer.write_jwks(out / "jwks.json")
+    return path, issuer.authorization(DEMO_AUDIENCE, lifetime_s=600)
 
 
 async def _acs_call(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
@@ -80,14 +70,14 @@ async def _acs_call(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
     script = (speech + _silence(rate, PAUSE_S) + speech[: int(rate * BARGE_S) * 2]
               + _silence(rate, TAIL_S))
     write_wav(out / "caller.wav", script, rate)
-    jwks, token = caller_credentials(out)
+    jwks, authorization = caller_credentials(out)
     async with RealtimeServer(mode="prompt", silence_ms=700) as rt:
         config = BridgeConfig(upstream_url=rt.url, caller_auth=AcsJwt(str(jwks), DEMO_AUDIENCE))
         async with Bridge(config) as bridge:
             # the resamplers' group delay is part of the bridge's added latency
             result = await call(bridge.url, script, rate=rate, record_to=out / "heard.wav",
                                 realtime=rt, group_delay_ms=config.resampler_delays_ms(rate),
-                                tail_s=0, authorization=f"Bearer {token}")
+                                tail_s=0, authorization=authorization)
             for _ in range(100):  # let the bridge finish the call's bookkeeping
                 if not bridge.calls:
                     break
@@ -215,8 +205,9 @@ def _problems(summary: dict[str, Any]) -> list[str]:
     caller = summary["acs"]["caller"]
     check = summary["sora"]["check"]
     problems = []
-    if summary["acs"]["auth"]["refusals"]:
-        problems.append("the bridge refused something: " + str(summary["acs"]["auth"]["refusals"]))
+    refusals = summary["acs"].get("auth", {}).get("refusals")
+    if refusals:
+        problems.append(f"the bridge refused something: {refusals}")
     if caller["lost_frames"] or caller["bad_frames"]:
         problems.append("frames were lost or malformed on the ACS call")
     if caller["barge_ins"] < 1 or caller["after_stop_frames"]:
