@@ -55,16 +55,16 @@ def figures(name: str, **values: Any) -> None:
     print(f"figures {name}: " + json.dumps(values, default=str))
 
 
-async def alongside(bridge: BridgeProc, rt: RealtimeServer,
-                    attack: Callable[[], Awaitable[T]]) -> tuple[CallResult, T, int, float]:
+async def alongside(bridge: BridgeProc, rt: RealtimeServer, attack: Callable[[], Awaitable[T]],
+                    authorization: str = AUTH) -> tuple[CallResult, T, int, float]:
     """Start a legitimate 2 s call (then 4 s listening to the echo), let its upstream
     session open, then run ``attack`` while it goes on. Returns the call's result, the
     attack's, the bridge's peak RSS growth over its RSS before the attack (bytes) and the
     largest scheduling delay of this process meanwhile (s)."""
     probe = LagProbe().start()
     legit = asyncio.create_task(call(bridge.url, SPEECH[: 2 * RATE * 2], rate=RATE, tail_s=4.0,
-                                     realtime=rt, group_delay_ms=DELAYS, authorization=AUTH,
-                                     call_id="legit"))
+                                     realtime=rt, group_delay_ms=DELAYS,
+                                     authorization=authorization, call_id="legit"))
     await settle(lambda: rt.connections >= 1, timeout=20)
     bridge.reset_peak()
     before = bridge.rss()
@@ -222,3 +222,278 @@ def test_calls_per_address_are_capped_with_429() -> None:
     assert grown <= SLACK, grown
     figures("429", refused=stats["refusals"], rss_growth_mib=round(grown / MIB, 1),
             **assert_unharmed(res, lag))
+
+
+# ---------------------------------------------------------------- timeouts
+
+
+def test_a_connection_without_audiometadata_is_closed_after_metadata_timeout() -> None:
+    """20 authenticated connections that never send AudioMetadata (a few PINGs and other
+    messages instead): each closed with 1008 no sooner than metadata_timeout, nothing
+    opened upstream. RSS bound: SLACK."""
+    timeout = 1.0
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt:
+            with BridgeProc(spec(rt, metadata_timeout=timeout)) as bridge:
+                def one(i: int) -> tuple[int | None, float]:
+                    status, _, sock = handshake(bridge.port, headers={"Authorization": AUTH})
+                    t0 = time.monotonic()
+                    assert status == 101
+                    sock.sendall(frame(9, b"hi") + frame(1, b'{"kind":"DtmfData","dtmfData":{"data":"5"}}'))
+                    code = read_close(sock, timeout=20)
+                    sock.close()
+                    return code, time.monotonic() - t0
+
+                res, closed, grown, lag = await alongside(bridge, rt, lambda: in_threads(20, one))
+                stats = await bridge.astats()
+                return res, closed, grown, lag, stats, rt.connections
+
+    res, closed, grown, lag, stats, upstream = run(main())
+    assert [c for c, _ in closed] == [1008] * 20
+    assert min(t for _, t in closed) >= timeout
+    assert upstream == 1 and stats["refusals"]["metadata_timeout"] == 20
+    assert grown <= SLACK, grown
+    figures("metadata_timeout", refused=stats["refusals"], rss_growth_mib=round(grown / MIB, 1),
+            closed_after_s=[round(min(t for _, t in closed), 2), round(max(t for _, t in closed), 2)],
+            **assert_unharmed(res, lag))
+
+
+def test_an_idle_call_is_closed_and_its_upstream_with_it() -> None:
+    """5 calls that send AudioMetadata and half a second of audio, then nothing: each closed
+    with 1008 no sooner than idle_timeout after its last message; its upstream session is
+    closed too. RSS bound: SLACK."""
+    idle = 1.5
+    frames, _ = acs_frames(SPEECH[: RATE], RATE)
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt:
+            with BridgeProc(spec(rt, idle_timeout=idle)) as bridge:
+                def one(i: int) -> tuple[int | None, float]:
+                    sock = _hold(bridge.port)
+                    for f in frames[:25]:
+                        sock.sendall(frame(1, f))
+                        time.sleep(0.02)
+                    t0 = time.monotonic()
+                    code = read_close(sock, timeout=20)
+                    sock.close()
+                    return code, time.monotonic() - t0
+
+                async def attack() -> list[tuple[int | None, float]]:
+                    out = await in_threads(5, one)
+                    await settle(lambda: len(rt.sessions) == 1, timeout=10)  # the legit one
+                    return out
+
+                res, closed, grown, lag = await alongside(bridge, rt, attack)
+                stats = await bridge.astats()
+                return res, closed, grown, lag, stats, rt.connections
+
+    res, closed, grown, lag, stats, upstream = run(main())
+    assert [c for c, _ in closed] == [1008] * 5
+    assert min(t for _, t in closed) >= idle
+    assert upstream == 6 and stats["refusals"]["idle"] == 5
+    assert grown <= SLACK, grown
+    figures("idle", refused=stats["refusals"], rss_growth_mib=round(grown / MIB, 1),
+            **assert_unharmed(res, lag))
+
+
+# ---------------------------------------------------------------- floods
+
+
+def test_audio_at_50x_real_time_is_paced_and_a_persistent_flood_closed() -> None:
+    """One caller pushes audio at 50x real time for 2 s with max_excess_ms out of reach:
+    the service receives at most real time plus burst_ms of it (the rest is dropped and
+    counted). Another, with the default max_excess_ms, is closed with 1008. RSS bound:
+    SLACK (dropped frames are not kept)."""
+    burst_ms = 500
+    frames, _ = acs_frames(SPEECH[: 2 * RATE * 2], RATE)  # 100 frames, sent 50 per 20 ms
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt, RealtimeServer(mode="echo") as rt2:
+            with BridgeProc(spec(rt, burst_ms=burst_ms, max_excess_ms=10**9)) as paced, \
+                    BridgeProc(spec(rt2)) as closing:
+                def flood(port: int) -> tuple[float, float, int | None]:
+                    sock = _hold(port)
+                    t0 = time.monotonic()
+                    batch = b"".join(frame(1, f) for f in frames[:50])
+                    try:
+                        while time.monotonic() - t0 < 2.0:
+                            sock.sendall(batch)
+                            time.sleep(0.02)
+                    except OSError:
+                        pass
+                    t1 = time.monotonic()
+                    code = read_close(sock, timeout=1.0)
+                    sock.close()
+                    return t0, t1, code
+
+                async def attack() -> Any:
+                    (t0, t1, code), (_, _, closed_code) = await asyncio.gather(
+                        asyncio.to_thread(flood, paced.port), asyncio.to_thread(flood, closing.port))
+                    # the paced caller's session: rt's second (the first is the legitimate call)
+                    await settle(lambda: len(rt.history) == 2 and rt.history[1] not in rt.sessions)
+                    return t0, time.monotonic(), rt.history[1].samples, closed_code
+
+                res, (t0, t_read, samples, closed_code), grown, lag = await alongside(paced, rt, attack)
+                return res, t0, t_read, samples, closed_code, grown, lag, \
+                    await paced.astats(), await closing.astats()
+
+    res, t0, t_read, samples, closed_code, grown, lag, stats, closing_stats = run(main())
+    sent_s = 100 * 2.0  # 50 frames of 20 ms each 20 ms, for 2 s: 100 s of audio offered
+    got_s = samples / 24000
+    allowed_s = (t_read - t0) + burst_ms / 1000 + 0.02
+    assert 0 < got_s <= allowed_s, (got_s, allowed_s)
+    dropped = stats["refusals"]["audio_too_fast"]
+    assert dropped * 0.02 >= sent_s / 2 - allowed_s  # at least what was refused by the loop
+    assert closed_code == 1008 and closing_stats["refusals"]["audio_flood"] == 1
+    assert grown <= SLACK, grown
+    figures("pacing", offered_s=sent_s, forwarded_s=round(got_s, 2), allowed_s=round(allowed_s, 2),
+            dropped_frames=dropped, closing_refusals=closing_stats["refusals"],
+            rss_growth_mib=round(grown / MIB, 1), **assert_unharmed(res, lag))
+
+
+def _ping_flood(port: int, seconds: float, rate: float | None = None) -> tuple[str, int]:
+    """PINGs (125-byte payloads), ``rate`` a second (None: as fast as the socket takes
+    them), never reading, for at most ``seconds``: how it ended (the server's close code if
+    one came, "dropped" when the server cut the connection, "timeout") and the PINGs sent."""
+    status, _, sock = handshake(port, headers={"Authorization": AUTH}, rcvbuf=4096)
+    assert status == 101
+    sock.sendall(frame(1, metadata_message(RATE).encode()))
+    batch = frame(9, bytes(125)) * 64
+    sent = 0
+    end = time.monotonic() + seconds
+    sock.settimeout(1.0)
+    how = "timeout"
+    start = time.monotonic()
+    try:
+        while time.monotonic() < end:
+            sock.sendall(batch)
+            sent += 64
+            if rate is not None:
+                time.sleep(max(0.0, start + sent / rate - time.monotonic()))
+    except socket.timeout:
+        how = "blocked"  # the server stopped reading our PINGs: it must have cut us off
+    except OSError:
+        how = "dropped"
+    if how != "dropped":
+        code = read_close(sock, timeout=5.0)
+        how = "dropped" if code is None else str(code)
+    sock.close()
+    return how, sent
+
+
+def test_ping_flood_is_refused_past_the_rate_cap() -> None:
+    """4 connections PING as fast as they can: closed 1008 once past max_pings_per_s."""
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt:
+            with BridgeProc(spec(rt)) as bridge:
+                res, ends, grown, lag = await alongside(
+                    bridge, rt, lambda: in_threads(4, lambda i: _ping_flood(bridge.port, 5.0)))
+                return res, ends, grown, lag, await bridge.astats()
+
+    res, ends, grown, lag, stats = run(main())
+    assert all(how in ("1008", "dropped") for how, _ in ends), ends
+    assert stats["refusals"]["ping_flood"] == 4
+    assert grown <= SLACK, grown
+    figures("ping_rate", ends=ends, refused=stats["refusals"], rss_growth_mib=round(grown / MIB, 1),
+            **assert_unharmed(res, lag))
+
+
+def test_ping_flood_without_reading_is_disconnected_with_memory_bounded() -> None:
+    """4 connections PING (at 2000 a second each: an operator raised max_pings_per_s) and
+    never read: the PONGs back up (the kernel's share bounded by send_buffer_bytes), and
+    each connection is dropped once max_write_buffer (256 KiB here) is unsent. RSS bound:
+    4 x (max_write_buffer + max_message_bytes + picows' 64 KiB read buffer) + SLACK
+    (before: picows answered every PING by itself, ~200 MB/s of queued PONGs)."""
+    limit = 256 * 1024
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt:
+            with BridgeProc(spec(rt, max_pings_per_s=2000, max_write_buffer=limit)) as bridge:
+                res, ends, grown, lag = await alongside(
+                    bridge, rt, lambda: in_threads(4, lambda i: _ping_flood(bridge.port, 20.0, 1500)))
+                return res, ends, grown, lag, await bridge.astats()
+
+    res, ends, grown, lag, stats = run(main())
+    assert all(how == "dropped" for how, _ in ends), ends
+    assert stats["refusals"].get("not_reading") == 4 and "ping_flood" not in stats["refusals"], stats
+    bound = 4 * (limit + 64 * 1024 + 64 * 1024) + SLACK
+    assert grown <= bound, (grown, bound)
+    figures("ping_no_read", pings_sent=[n for _, n in ends], refused=stats["refusals"],
+            rss_growth_mib=round(grown / MIB, 1), bound_mib=round(bound / MIB, 1),
+            **assert_unharmed(res, lag))
+
+
+def test_a_1_mib_message_is_refused_unparsed() -> None:
+    """A 1 MiB text frame, and 1 MiB of JSON in 32 KiB fragments: closed 1009 (ACS's
+    messages are 1-2 KB; max_message_bytes 64 KiB). RSS bound: 2 x 64 KiB + SLACK."""
+    big = b'{"kind":"AudioData","audioData":{' + b",".join(
+        b'"k%d":%d' % (i, i) for i in range(100_000))[: MIB - 40] + b"}}"
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt:
+            with BridgeProc(spec(rt)) as bridge:
+                def one(i: int) -> int | None:
+                    sock = _hold(bridge.port)
+                    try:
+                        if i == 0:
+                            sock.sendall(frame(1, big))
+                        else:
+                            parts = [big[n:n + 32768] for n in range(0, len(big), 32768)]
+                            for k, part in enumerate(parts):
+                                sock.sendall(frame(1 if k == 0 else 0, part, fin=k == len(parts) - 1))
+                    except OSError:
+                        pass
+                    code = read_close(sock)
+                    sock.close()
+                    return code
+
+                res, codes, grown, lag = await alongside(bridge, rt, lambda: in_threads(2, one))
+                return res, codes, grown, lag, await bridge.astats()
+
+    res, codes, grown, lag, stats = run(main())
+    assert codes == [1009, 1009]
+    assert stats["refusals"]["message_too_big"] == 2
+    assert grown <= 2 * 64 * 1024 + SLACK, grown
+    figures("1MiB", refused=stats["refusals"], rss_growth_mib=round(grown / MIB, 1),
+            **assert_unharmed(res, lag))
+
+
+@pytest.mark.parametrize("rates", [(8000, 48000, 192000, 44100)])
+def test_sample_rates_acs_does_not_document_are_refused(rates: tuple[int, ...]) -> None:
+    """AudioMetadata at 8, 48, 192 and 44.1 kHz: closed 1003, nothing upstream, no filter
+    designed (RSS bound: SLACK; before: ~36 ms of loop and tens of MB of filters each)."""
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt:
+            with BridgeProc(spec(rt)) as bridge:
+                def one(i: int) -> int | None:
+                    status, _, sock = handshake(bridge.port, headers={"Authorization": AUTH})
+                    assert status == 101
+                    sock.sendall(frame(1, metadata_message(rates[i]).encode()))
+                    code = read_close(sock)
+                    sock.close()
+                    return code
+
+                res, codes, grown, lag = await alongside(bridge, rt, lambda: in_threads(len(rates), one))
+                return res, codes, grown, lag, await bridge.astats(), rt.connections
+
+    res, codes, grown, lag, stats, upstream = run(main())
+    assert codes == [1003] * len(rates) and upstream == 1
+    assert stats["refusals"]["sample_rate"] == len(rates)
+    assert grown <= SLACK, grown
+    figures("sample_rates", refused=stats["refusals"], rss_growth_mib=round(grown / MIB, 1),
+            **assert_unharmed(res, lag))
+
+
+def test_the_filter_cache_is_bounded() -> None:
+    """Designing filters for 60 different ratios keeps at most a few dozen (least recently
+    used go first), and the ratio in use stays."""
+    from audiocore import Resampler
+    from audiocore import resampling
+
+    Resampler(16000, 24000)
+    for rate in range(8050, 8050 + 60 * 50, 50):
+        Resampler(rate, 16000, quality="fast")
+        Resampler(16000, 24000)  # in use all along
+    assert len(resampling._CACHE) <= 32
+    assert (3, 2, "hq") in resampling._CACHE

@@ -38,7 +38,9 @@ class Endpoint(WSListener):
 
     ``max_message``: bytes; a longer (fragmented) message closes the connection with 1009.
     ``abandoned``: set by :func:`connect` when the handshake was given up; a handshake that
-    completes afterwards is closed at once (no :meth:`on_open`, no messages).
+    completes afterwards is closed at once (no :meth:`on_open`, no messages). Also set once
+    the endpoint has closed the connection for breaking a limit: the frames read with the
+    offending one (or still arriving) are not looked at.
     ``answer_pings``: True for a connection made with picows' ``enable_auto_pong=False``: the
     endpoint answers PINGs itself, at most ``max_pings_per_s`` a second, and never to a peer
     with more than ``max_write_buffer`` bytes unsent (a peer that PINGs and never reads
@@ -68,8 +70,11 @@ class Endpoint(WSListener):
         self.on_open()
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if self.abandoned:
-            return  # frames that came with the late handshake's answer
+        if self.abandoned or transport.is_close_frame_sent:
+            # frames of a handshake given up, after a refusal, or after CLOSE went out; the
+            # last includes a frame over max_frame_size: picows sends 1009 but, until it
+            # disconnects 10 ms later, still reads the frame and delivers it whole
+            return
         kind = frame.msg_type
         if frame.fin and self._parts is None:
             if kind == _TEXT:
@@ -100,9 +105,8 @@ class Endpoint(WSListener):
         payload = frame.get_payload_as_bytes()
         self._part_size += len(payload)
         if self._part_size > self.max_message:
-            self._parts = None
-            self.on_refused("message_too_big", WSCloseCode.MESSAGE_TOO_BIG,
-                            f"a message longer than {self.max_message} bytes")
+            self._refused("message_too_big", WSCloseCode.MESSAGE_TOO_BIG,
+                          f"a message longer than {self.max_message} bytes")
             return
         self._parts.append(payload)
         if frame.fin:
@@ -117,6 +121,11 @@ class Endpoint(WSListener):
         self._parts = None
         self.on_closed()
 
+    def _refused(self, reason: str, code: WSCloseCode, detail: str) -> None:
+        self.abandoned = True
+        self._parts = None
+        self.on_refused(reason, code, detail)
+
     def _ping(self, transport: WSTransport, frame: WSFrame) -> None:
         now = time.monotonic()
         if now - self._ping_window >= 1.0:
@@ -124,19 +133,16 @@ class Endpoint(WSListener):
             self._pings = 0
         self._pings += 1
         if self._pings > self.max_pings_per_s:
-            self.on_refused("ping_flood", WSCloseCode.POLICY_VIOLATION,
-                            f"more than {self.max_pings_per_s} PINGs a second")
+            self._refused("ping_flood", WSCloseCode.POLICY_VIOLATION,
+                          f"more than {self.max_pings_per_s} PINGs a second")
         elif write_buffer(transport) > self.max_write_buffer:
-            self.on_refused("not_reading", WSCloseCode.POLICY_VIOLATION,
-                            f"more than {self.max_write_buffer} bytes unsent")
+            self._refused("not_reading", WSCloseCode.POLICY_VIOLATION,
+                          f"more than {self.max_write_buffer} bytes unsent")
         else:
             transport.send_pong(frame.get_payload_as_bytes())
 
     def _violation(self, transport: WSTransport, why: str) -> None:
-        log.warning("closing: %s", why)
-        self._parts = None
-        transport.send_close(WSCloseCode.PROTOCOL_ERROR)
-        transport.disconnect()
+        self._refused("protocol_error", WSCloseCode.PROTOCOL_ERROR, why)
 
     # for subclasses
     def on_open(self) -> None:
@@ -152,8 +158,9 @@ class Endpoint(WSListener):
         pass
 
     def on_refused(self, reason: str, code: WSCloseCode, detail: str) -> None:
-        """A limit was passed (``reason``: message_too_big, ping_flood, not_reading): the
-        connection is closed with ``code`` (dropped at once when the peer is not reading)."""
+        """A limit was passed or the protocol broken (``reason``: message_too_big, ping_flood,
+        not_reading, protocol_error): the connection is closed with ``code`` (dropped at once
+        when the peer is not reading)."""
         log.warning("closing: %s", detail)
         close(self.transport, code, abort=reason == "not_reading")
 

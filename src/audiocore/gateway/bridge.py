@@ -163,6 +163,9 @@ class BridgeConfig:
     max_pings_per_s: int = 10  #: PINGs per connection per second (more: close 1008)
     acs_rates: tuple[int, ...] = _ACS_RATES  #: AudioMetadata rates accepted (8000, 48000 too)
     accept_pause: float = 1.0  #: s without accepting when the process is out of descriptors
+    #: SO_SNDBUF of each ACS connection (0: the system's, often 4 MB): the kernel's share of
+    #: what a caller that does not read makes the bridge hold (ACS takes ~45 KB/s of audio)
+    send_buffer_bytes: int = 256 << 10
 
     def __post_init__(self) -> None:
         if self.dialect is None:
@@ -192,6 +195,8 @@ class BridgeConfig:
         for name in ("handshake_timeout", "metadata_timeout", "idle_timeout", "accept_pause"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive (seconds)")
+        if self.send_buffer_bytes < 0:
+            raise ValueError("send_buffer_bytes must be >= 0")
         if self.burst_ms < 20 or self.max_excess_ms < 0:
             raise ValueError("burst_ms >= 20 and max_excess_ms >= 0")
 
@@ -451,6 +456,8 @@ class _Call:
         """A message from ACS. After AudioMetadata each one is 20 ms of the call: paced to
         real time plus ``burst_ms`` (a virtual clock: the sender may run ``burst_ms`` ahead
         and catch up ``burst_ms`` it fell behind, so network jitter costs nothing)."""
+        if self.ended:
+            return  # messages read with the one that ended the call
         now = time.monotonic()
         self.last_rx = now
         if self.meta is None:
@@ -910,6 +917,8 @@ class Bridge:
             self.refusals.refuse("ip_connections", f"{ip}: {n} connections open")
             sock.close()
             return
+        if cfg.send_buffer_bytes:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.send_buffer_bytes)
         conn = _Conn(self, ip)
         self._ip_conns[ip] = n + 1
         self._conns[conn] = None
@@ -1102,6 +1111,8 @@ def _parser() -> argparse.ArgumentParser:
                    f"(default {','.join(map(str, c.acs_rates))}; 8000 and 48000 may be added)")
     p.add_argument("--accept-pause", type=float, help="s without accepting when out of file "
                    f"descriptors (default {c.accept_pause})")
+    p.add_argument("--send-buffer-bytes", type=int, help="SO_SNDBUF of each ACS connection "
+                   f"(default {c.send_buffer_bytes}; 0: the system's)")
     p.add_argument("--certfile", help="TLS certificate (PEM) for wss://; with --keyfile")
     p.add_argument("--keyfile")
     p.add_argument("--upstream-url", help=f"wss://... of the service (or {ENV_URL})")
@@ -1180,6 +1191,7 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
         idle_timeout=args.idle_timeout, burst_ms=args.burst_ms, max_excess_ms=args.max_excess_ms,
         max_message_bytes=args.max_message_bytes, max_pings_per_s=args.max_pings_per_s,
         max_write_buffer=args.max_write_buffer, acs_rates=rates, accept_pause=args.accept_pause,
+        send_buffer_bytes=args.send_buffer_bytes,
     )
     # set here: from_env takes None for "not given", and None is what --no-turn-detection
     # and --path '' mean
