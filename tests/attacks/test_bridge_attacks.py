@@ -19,6 +19,10 @@ Figures for the record (``-s`` prints them): each test prints one ``figures`` li
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import http.server
 import json
 import socket
 import threading
@@ -28,11 +32,13 @@ from typing import Any, TypeVar
 
 import pytest
 from conftest import DATA
+from cryptography.hazmat.primitives import serialization
 from gateway_util import run, settle
 from util import MIB, BridgeProc, LagProbe, frame, handshake, read_close
 
 from audiocore.gateway.bridge import BridgeConfig
 from audiocore.gateway.peers.acs_caller import CallResult, acs_frames, call, metadata_message, read_wav
+from audiocore.gateway.peers.acs_tokens import TokenIssuer
 from audiocore.gateway.peers.realtime_server import RealtimeServer
 
 T = TypeVar("T")
@@ -497,3 +503,92 @@ def test_the_filter_cache_is_bounded() -> None:
         Resampler(16000, 24000)  # in use all along
     assert len(resampling._CACHE) <= 32
     assert (3, 2, "hq") in resampling._CACHE
+
+
+# ---------------------------------------------------------------- ACS's JWT, through the handshake
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(header: dict[str, Any], claims: dict[str, Any], key: bytes | None) -> str:
+    """A token built by hand: ``alg: none`` (no signature) or HS256 with ``key`` as the
+    secret (PyJWT refuses to make either with an RSA key, as it should)."""
+    head = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
+    sig = b"" if key is None else hmac.new(key, head.encode(), hashlib.sha256).digest()
+    return head + "." + _b64url(sig)
+
+
+def test_acs_jwt_cases_through_the_handshake_only_the_valid_one_passes() -> None:
+    """The bridge verifies ACS's JWT against a JWKS served on loopback: valid passes (the
+    legitimate call); expired, wrong audience, wrong issuer, unknown key id, ``alg: none``
+    and HS256 signed with the public key as the HMAC secret get 401 with WWW-Authenticate
+    and open nothing upstream; no token appears in the log."""
+    audience = "acs-resource-for-tests"
+    issuer = TokenIssuer(kid="acs-key-1")
+    now = int(time.time())
+    std = {"iss": issuer.issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + 600}
+    pem = issuer.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    bad = {
+        "expired": issuer.token(audience, iat=now - 7200, nbf=now - 7200, exp=now - 3600),
+        "wrong audience": issuer.token("another-resource"),
+        "wrong issuer": issuer.token(audience, iss="https://login.example.com/attacker"),
+        "unknown key id": TokenIssuer(kid="acs-key-unknown").token(audience),
+        "alg none": _unsigned({"alg": "none", "typ": "JWT", "kid": issuer.kid}, std, None),
+        "HS256 with the public key": _unsigned({"alg": "HS256", "typ": "JWT", "kid": issuer.kid}, std, pem),
+    }
+    valid = issuer.authorization(audience)
+    served = []
+    body = json.dumps(issuer.jwks()).encode()
+
+    class Jwks(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    # in a thread: the bridge fetches the keys while this test waits for it to start
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt:
+            with BridgeProc({"upstream_url": rt.url, "jwks": url, "audience": audience}) as bridge:
+                names = list(bad)
+
+                def one(i: int) -> tuple[str, int, str | None]:
+                    status, hdrs, sock = handshake(
+                        bridge.port, headers={"Authorization": "Bearer " + bad[names[i]]})
+                    sock.close()
+                    return names[i], status, hdrs.get("www-authenticate")
+
+                res, answers, grown, lag = await alongside(
+                    bridge, rt, lambda: in_threads(len(names), one), authorization=valid)
+                stats = await bridge.astats()
+                log = bridge.close()
+        return res, answers, grown, lag, stats, rt.connections, log
+
+    try:
+        res, answers, grown, lag, stats, upstream, log = run(main())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(n, s) for n, s, _ in answers] == [(n, 401) for n in bad], answers
+    assert all(c is not None and c.startswith("Bearer") for _, _, c in answers)
+    assert upstream == 1 and stats["refusals"]["auth"] == len(bad)
+    assert 1 <= len(served) <= 2  # at start, and once for the unknown key id at most
+    for token in [*bad.values(), valid.split()[1]]:
+        signature = token.split(".")[2]
+        assert token not in log and (not signature or signature[:20] not in log)
+    assert grown <= SLACK, grown
+    figures("jwt", answers=answers, refused=stats["refusals"], jwks_fetches=len(served),
+            rss_growth_mib=round(grown / MIB, 1), **assert_unharmed(res, lag))

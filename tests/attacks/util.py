@@ -85,6 +85,7 @@ class BridgeProc:
 
     def __init__(self, spec: dict[str, Any], timeout: float = 60) -> None:
         self.log_file = tempfile.NamedTemporaryFile("w+b", suffix=".log", delete=False)
+        self.closed_log: str | None = None
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(HERE))
         self.proc = subprocess.Popen(
             [sys.executable, str(HERE / "bridge_proc.py"), json.dumps(spec)],
@@ -95,8 +96,8 @@ class BridgeProc:
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline() if ready else ""
         if not line.startswith("listening on "):
-            self.close()
-            raise RuntimeError(f"the bridge did not start: {line!r} {self.log()[-3000:]}")
+            log = self.close()
+            raise RuntimeError(f"the bridge did not start: {line!r} {log[-3000:]}")
         self.url = line.split()[-1]
         self.port = int(self.url.split(":")[2].split("/")[0])
 
@@ -127,7 +128,9 @@ class BridgeProc:
         return os.path.getsize(self.log_file.name)
 
     def close(self) -> str:
-        """Quit (kill after 15 s) and return the log."""
+        """Quit (kill after 15 s) and return the log (again on a second call)."""
+        if self.closed_log is not None:
+            return self.closed_log
         if self.proc.poll() is None:
             try:
                 assert self.proc.stdin is not None
@@ -143,6 +146,7 @@ class BridgeProc:
                 f.close()
         self.log_file.close()
         os.unlink(self.log_file.name)
+        self.closed_log = text
         return text
 
     def __enter__(self) -> BridgeProc:
