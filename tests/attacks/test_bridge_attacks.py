@@ -24,7 +24,11 @@ import hashlib
 import hmac
 import http.server
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -592,3 +596,85 @@ def test_acs_jwt_cases_through_the_handshake_only_the_valid_one_passes() -> None
     assert grown <= SLACK, grown
     figures("jwt", answers=answers, refused=stats["refusals"], jwks_fetches=len(served),
             rss_growth_mib=round(grown / MIB, 1), **assert_unharmed(res, lag))
+
+
+# ---------------------------------------------------------------- logs
+
+
+def test_a_15_kb_call_id_is_replaced_and_clipped_in_the_log() -> None:
+    """3 calls whose x-ms-call-connection-id is 15 KB (and correlation id 500 bytes): each
+    gets a generated id; the log holds no such value, at most one clipped echo of each, and
+    no line over 400 chars. (Before: a 15 KB id was echoed into the log 93 times.)"""
+    ids = [f"{i}" + "".join(chr(65 + (k * 7 + i) % 26) for k in range(15_000)) for i in range(3)]
+    frames, _ = acs_frames(SPEECH[: RATE], RATE)
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt:
+            with BridgeProc(spec(rt)) as bridge:
+                def one(i: int) -> int:
+                    status, _, sock = handshake(bridge.port, headers={
+                        "Authorization": AUTH, "x-ms-call-connection-id": ids[i],
+                        "x-ms-call-correlation-id": ids[i][:500]})
+                    sock.sendall(frame(1, metadata_message(RATE).encode()))
+                    for f in frames[:10]:
+                        sock.sendall(frame(1, f))
+                        time.sleep(0.02)
+                    sock.sendall(frame(8, b"\x03\xe8"))
+                    read_close(sock)
+                    sock.close()
+                    return status
+
+                res, statuses, grown, lag = await alongside(bridge, rt, lambda: in_threads(3, one))
+                await settle(lambda: bridge.stats()["calls"] == 0, timeout=10)
+                stats = await bridge.astats()
+                return res, statuses, stats, lag, bridge.close()
+
+    res, statuses, stats, lag, log = run(main())
+    assert statuses == [101] * 3
+    finished = [s["call_id"] for s in stats["finished"] if s["call_id"] != "legit"]
+    assert len(finished) == 3 and all(len(c) <= 128 for c in finished)
+    assert stats["refusals"]["call_id_replaced"] == 3
+    for cid in ids:
+        assert cid not in log and log.count(cid[:40]) <= 1
+    assert max(len(line) for line in log.splitlines()) <= 400
+    figures("call_id", refused=stats["refusals"], longest_log_line=max(map(len, log.splitlines())),
+            **assert_unharmed(res, lag))
+
+
+def test_log_level_notset_shows_no_upstream_key_no_query_secret_no_caller_token(tmp_path: Any) -> None:
+    """``audiocore serve bridge --log-level NOTSET``, the upstream key in a header and a
+    secret in the upstream URL's query, one call through it: neither secret, nor the
+    caller's token, is in the log (the URL is, redacted)."""
+    header_secret = "sk-HEADER-secret-1f2e3d4c5b6a"
+    query_secret = "QUERY-secret-9a8b7c6d5e4f"
+    code = "import sys; from audiocore.gateway.bridge import serve_main; sys.exit(serve_main(sys.argv[1:]))"
+    err = tmp_path / "stderr.log"
+
+    async def main() -> CallResult:
+        async with RealtimeServer(mode="echo") as rt:
+            env = dict(os.environ, AUDIOCORE_BRIDGE_AUTH_TOKEN=TOKEN,
+                       AUDIOCORE_REALTIME_API_KEY=header_secret)
+            with open(err, "wb") as stderr:
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", code, "--port", "0", "--log-level", "NOTSET",
+                     "--upstream-url", rt.url + f"?model=x&api-key={query_secret}", "--auth", "bearer"],
+                    stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
+            try:
+                assert proc.stdout is not None
+                line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 60)
+                assert line.startswith("listening on "), err.read_text()
+                res = await call(line.split()[-1], SPEECH[: RATE], rate=RATE, tail_s=1.0,
+                                 authorization=AUTH)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(proc.wait, 30)
+            return res
+
+    res = run(main())
+    log = err.read_text()
+    assert res.frames_sent > 0 and res.close_code in (None, 1000)
+    assert "api-key=***" in log  # the upstream URL was logged, redacted
+    assert "DEBUG" in log or "picows" in log or "INFO" in log
+    for secret in (header_secret, query_secret, TOKEN):
+        assert secret not in log
+    figures("notset", log_bytes=len(log), log_lines=log.count("\n"))
