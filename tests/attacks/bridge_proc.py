@@ -50,6 +50,7 @@ async def main(spec: dict[str, Any]) -> None:
                        "finished": [s.as_dict() for s in bridge.finished],
                        "lag_ms": probe.take() * 1000, "time": time.monotonic()}
                 print(json.dumps(out), flush=True)
+        probe.stop()
 
 
 if __name__ == "__main__":
