@@ -28,6 +28,7 @@ from picows import WSInvalidStatusError, WSMsgType, WSUpgradeRequest, ws_connect
 
 from audiocore import ProtocolError, Resampler
 from audiocore.gateway._ws import Endpoint, close, send_text
+from audiocore.gateway.auth import AcsJwt, StaticToken
 from audiocore.gateway.bridge import (
     ENV_API_KEY,
     ENV_AUTH,
@@ -40,6 +41,7 @@ from audiocore.gateway.bridge import (
     session_update_message,
 )
 from audiocore.gateway.peers.acs_caller import acs_frames, call, metadata_message, read_wav
+from audiocore.gateway.peers.acs_tokens import TokenIssuer
 from audiocore.gateway.peers.realtime_server import RealtimeServer, prompt_pcm
 
 SPEECH, RATE = read_wav(DATA / "speech-16k.wav")
@@ -108,6 +110,43 @@ def test_auth_headers_and_environment() -> None:
         config("wss://api.openai.com/", realtime_rate=16000)
     with pytest.raises(ValueError, match="ws://"):
         config("https://api.openai.com/")
+
+
+def test_every_limit_is_a_flag_and_a_config_field_with_a_safe_default(tmp_path: Any) -> None:
+    env = {ENV_URL: "wss://api.openai.com/v1/realtime", ENV_AUTH_TOKEN: "t" * 20}
+    plain = config_from_args(_parser().parse_args([]), env)
+    assert isinstance(plain.caller_auth, StaticToken) and not plain.insecure_no_auth
+    assert plain.path == "/acs" and plain.acs_rates == (16000, 24000)
+    assert plain.max_message_bytes == 64 << 10
+    given = config_from_args(_parser().parse_args([
+        "--max-calls", "7", "--max-calls-per-ip", "3", "--handshake-timeout", "2",
+        "--metadata-timeout", "1.5", "--idle-timeout", "4", "--burst-ms", "300",
+        "--max-excess-ms", "900", "--max-message-bytes", "32768", "--max-pings-per-s", "5",
+        "--max-write-buffer", "65536", "--acs-rates", "8000,16000", "--accept-pause", "0.5",
+        "--send-buffer-bytes", "0", "--path", ""]), env)
+    assert (given.max_calls, given.max_calls_per_ip, given.handshake_timeout, given.metadata_timeout,
+            given.idle_timeout, given.burst_ms, given.max_excess_ms, given.max_message_bytes,
+            given.max_pings_per_s, given.max_write_buffer, given.acs_rates, given.accept_pause,
+            given.send_buffer_bytes, given.path) == (
+        7, 3, 2.0, 1.5, 4.0, 300, 900, 32768, 5, 65536, (8000, 16000), 0.5, 0, None)
+    jwks = tmp_path / "jwks.json"
+    TokenIssuer().write_jwks(jwks)
+    acs = config_from_args(_parser().parse_args(["--acs-jwks", str(jwks), "--acs-audience", "res"]),
+                           {ENV_URL: env[ENV_URL]})
+    assert isinstance(acs.caller_auth, AcsJwt) and acs.caller_auth.audience == "res"
+    with pytest.raises(ValueError, match="--acs-audience"):
+        config_from_args(_parser().parse_args(["--acs-jwks", str(jwks)]), {ENV_URL: env[ENV_URL]})
+    with pytest.raises(ValueError, match="not both"):
+        config_from_args(_parser().parse_args(["--acs-jwks", str(jwks), "--acs-audience", "r"]), env)
+    none = config_from_args(_parser().parse_args([]), {ENV_URL: env[ENV_URL]})
+    assert none.caller_auth is None
+    with pytest.raises(ValueError, match="caller authentication"):
+        Bridge(none)  # secure by default, from Python too
+    Bridge(config(env[ENV_URL]))  # insecure_no_auth=True says so explicitly
+    for bad in ({"acs_rates": (44100,)}, {"acs_rates": ()}, {"max_calls": 0},
+                {"metadata_timeout": 0}, {"burst_ms": 10}, {"max_message_bytes": 0}):
+        with pytest.raises(ValueError):
+            config(env[ENV_URL], **bad)
 
 
 # ---------------------------------------------------------------- audio path
