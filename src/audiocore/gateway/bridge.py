@@ -322,18 +322,21 @@ class _Protocol(_WSProtocol):  # type: ignore[misc]
 
 
 class _Conn:
-    """One accepted TCP connection: its address, whether it became a call (``admitted``)."""
+    """One accepted TCP connection: its address, whether it sent an upgrade request
+    (``asked``) and became a call (``admitted``)."""
 
-    __slots__ = ("bridge", "ip", "transport", "admitted", "gone")
+    __slots__ = ("bridge", "ip", "transport", "asked", "admitted", "gone")
 
     def __init__(self, bridge: Bridge, ip: str) -> None:
         self.bridge = bridge
         self.ip = ip
         self.transport: asyncio.BaseTransport | None = None
+        self.asked = False
         self.admitted = False
         self.gone = False
 
     def accept(self, request: WSUpgradeRequest) -> _AcsEndpoint | WSUpgradeResponseWithListener:
+        self.asked = True
         return self.bridge._accept(request, self)
 
 
@@ -838,6 +841,7 @@ class Bridge:
         self._ip_calls: dict[str, int] = {}  # address -> its connections past the handshake
         self._tasks: list[asyncio.Task[None]] = []
         self._connecting: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     @property
     def port(self) -> int:
@@ -958,6 +962,9 @@ class Bridge:
             return
         conn.gone = True
         self._conns.pop(conn, None)
+        if not conn.asked and not self._closing:
+            # closed by the client, or by picows at handshake_timeout, before an upgrade request
+            self.refusals.refuse("no_handshake", f"{conn.ip}: no WebSocket upgrade request", logging.INFO)
         for counts, counted in ((self._ip_conns, True), (self._ip_calls, conn.admitted)):
             if counted:
                 n = counts.get(conn.ip, 0) - 1
@@ -1024,6 +1031,7 @@ class Bridge:
         """Stop listening, end every call (ACS sees 1001 going away), close upstreams, drop
         connections still in their handshake; wait (at most ``timeout`` s) for them all to
         close, then drop the rest."""
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
