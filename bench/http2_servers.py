@@ -43,7 +43,8 @@ async def _serve_h2() -> None:
     from audiocore.gateway.config import SoraConfig
     from audiocore.gateway.sora import SoraServer
 
-    async with SoraServer(SoraConfig(listen_port=0, audio_streaming_header=True, service="test")) as server:
+    async with SoraServer(SoraConfig(listen_port=0, audio_streaming_header=True, service="test",
+                                          skip_basic_auth=True)) as server:
         stop = stop_on_signal()
         print(server.port, flush=True)
         await stop.wait()

@@ -107,6 +107,7 @@ audiocore_setup() {
     echo "$want_stamp" >"$VENV/.audiocore-stamp"
     mv "$VENV/.kernels-built.new" "$VENV/.kernels-built"
   elif _kernels_stale; then
+    _log "rebuilding the kernels whose sources changed"
     touch "$VENV/.kernels-built.new"
     "$VENV/bin/python" setup.py -q build_ext --inplace >/dev/null 2>"$VENV/.build-log" || {
       cat "$VENV/.build-log" >&2

@@ -212,7 +212,8 @@ def test_dump2ogg_reads_what_the_gateway_dumped(tmp_path: Path) -> None:
     from gateway_util import run
 
     async def scenario() -> None:
-        cfg = SoraConfig(listen_port=0, dump_file=str(tmp_path / "d.jsonl"), audio_streaming_header=True)
+        cfg = SoraConfig(listen_port=0, dump_file=str(tmp_path / "d.jsonl"), audio_streaming_header=True,
+                         service="dump", skip_basic_auth=True)
         async with SoraServer(cfg) as server:
             r = await stream_opus(server.url + "/dump", PACKETS[:60], realtime=False, connection_id="C")
             assert r.status == 200 and len(r.lines) == 60

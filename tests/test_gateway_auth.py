@@ -13,14 +13,18 @@ import hashlib
 import hmac
 import json
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives import serialization
 
 from audiocore.gateway._logsafe import RedactingFilter, clip, redact_headers, redact_text, redact_url
@@ -292,3 +296,29 @@ def test_redaction() -> None:
     record = logging.LogRecord("picows", logging.DEBUG, __file__, 1, "sent %s", (texts[0],), None)
     assert RedactingFilter().filter(record)
     assert "SECRET" not in record.getMessage()
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.none(), st.text(max_size=300), st.builds(lambda s: "Bearer " + s, st.text(max_size=300)),
+                 st.builds(lambda b: "Basic " + base64.b64encode(b).decode(), st.binary(max_size=64)),
+                 st.builds(lambda parts: "Bearer " + ".".join(parts),
+                           st.lists(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=",
+                                            max_size=80), min_size=1, max_size=4))))
+def test_fuzz_any_authorization_value_is_a_clean_refusal(value: str | None) -> None:
+    """Whatever a client sends, each checker answers AuthError (or, for the one valid
+    value, claims) and never raises anything else."""
+    for checker in FUZZ_CHECKERS:
+        try:
+            checker.check(value)
+        except AuthError as exc:
+            assert exc.reason and exc.challenge
+
+
+def _fuzz_checkers() -> list[Any]:
+    issuer = TokenIssuer(kid="fuzz")
+    with tempfile.TemporaryDirectory() as tmp:
+        v = started(AcsJwt(str(issuer.write_jwks(Path(tmp) / "jwks.json")), AUD))
+    return [v, StaticToken("a-static-token-of-enough-length"), BasicAuth("user", "password")]
+
+
+FUZZ_CHECKERS = _fuzz_checkers()

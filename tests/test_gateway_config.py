@@ -19,7 +19,7 @@ import audiocore
 from audiocore.gateway._h2 import PREFACE
 from audiocore.gateway.config import REFERENCE_ONLY_KEYS, ConfigError, SoraConfig, load_config, parse_config
 from audiocore.gateway.h2client import H2Client
-from audiocore.gateway.peers.sora_client import open_stream, packets_from_ogg, stream_opus
+from audiocore.gateway.peers.sora_client import basic_authorization, open_stream, packets_from_ogg, stream_opus
 from audiocore.gateway.recognizers import HttpRecognizer
 from audiocore.gateway.sora import SoraServer
 from conftest import DATA
@@ -119,7 +119,8 @@ def test_parser_never_crashes(text: str) -> None:
     try:
         SoraConfig().replace(**values)
     except ConfigError as exc:
-        assert exc.key in values or exc.key in ("https", "tls_verify_cacert_path")
+        assert exc.key in values or exc.key in ("https", "tls_verify_cacert_path", "basic_auth_username",
+                                                "basic_auth_password")
 
 
 @given(st.fixed_dictionaries({}, optional={
@@ -140,20 +141,25 @@ def test_written_settings_read_back(values: dict[str, object]) -> None:
 
 def test_serve_sora_command(tmp_path: Path) -> None:
     cfg = tmp_path / "c.ini"
-    cfg.write_text("listen_port = 1\nservice = test\naudio_streaming_header = false\naws_region = x\n")
+    cfg.write_text("listen_port = 1\nservice = test\naudio_streaming_header = false\naws_region = x\n"
+                   "basic_auth_username = sora\nbasic_auth_password = 's3cret pass'\n")
     with server_process([sys.executable, "-m", "audiocore", "serve", "sora", "--config", str(cfg), "--listen-port",
                          "0", "--audio-streaming-header", "--service", "ogg", "--ogg-dir", str(tmp_path)]) as (proc, line):
         assert "listening on http://127.0.0.1:" in line and "service ogg; header mode" in line, line
         url = line.split("listening on ", 1)[1].split(" ", 1)[0]
 
         async def client() -> None:
-            r = await stream_opus(url + "/speech", PACKETS[:20], realtime=False, session_id="s", connection_id="c")
+            anonymous = await stream_opus(url + "/speech", PACKETS[:2], realtime=False)
+            assert anonymous.status == 401
+            r = await stream_opus(url + "/speech", PACKETS[:20], realtime=False, session_id="s", connection_id="c",
+                                  headers=[basic_authorization("sora", "s3cret pass")])
             assert r.status == 200
         run(client())
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         assert "aws_region" in err  # reported as not used
+        assert "s3cret" not in err
     assert packets_from_ogg(tmp_path / "s-c.ogg") == PACKETS[:20]
 
 
@@ -164,6 +170,9 @@ def test_serve_errors() -> None:
 
     bad = serve("sora", "--https")
     assert bad.returncode == 2 and "tls_fullchain_file" in bad.stderr
+    # neither credentials nor an explicit skip_basic_auth: the gateway does not start
+    anonymous = serve("sora", "--listen-port", "0")
+    assert anonymous.returncode == 2 and "skip_basic_auth" in anonymous.stderr
     assert serve("sora", "--config", "/nonexistent").returncode == 2
     assert serve("nope").returncode == 2
     bridge = serve("bridge", "--help")
@@ -231,7 +240,7 @@ def test_http_recognizer_with_a_fake_cloud_on_hypercorn(tmp_path: Path) -> None:
         cloud = asyncio.create_task(serve(fake_cloud, hconfig, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
         try:
             cfg = SoraConfig(listen_port=0, service="http", audio_streaming_header=True,
-                             recognizer_url=f"http://127.0.0.1:{port}/v1/recognize")
+                             recognizer_url=f"http://127.0.0.1:{port}/v1/recognize", skip_basic_auth=True)
             async with SoraServer(cfg) as server:
                 packets = PACKETS[:100]  # 2 s
                 result = await stream_opus(server.url + "/speech", packets, realtime=False, language_code="ja-JP")
@@ -244,7 +253,7 @@ def test_http_recognizer_with_a_fake_cloud_on_hypercorn(tmp_path: Path) -> None:
                 assert objs[-1]["message"].endswith("(ja-JP)") and " 0 loud" not in objs[-1]["message"]
                 refused = await stream_opus(server.url + "/speech", packets[:5], realtime=False, language_code="xx")
                 assert refused.status == 502 and refused.lines == []
-            down = SoraConfig(listen_port=0, service="http", recognizer_url="http://127.0.0.1:1/x")
+            down = SoraConfig(listen_port=0, service="http", recognizer_url="http://127.0.0.1:1/x", skip_basic_auth=True)
             async with SoraServer(down) as server:
                 r = await stream_opus(server.url + "/speech", packets[:5], realtime=False)
                 assert r.status == 502
@@ -278,7 +287,7 @@ def test_http_recognizer_closes_its_upstream_when_cut_while_opening() -> None:
 
         cloud = await asyncio.start_server(silent_cloud, "127.0.0.1", 0)
         port = cloud.sockets[0].getsockname()[1]
-        cfg = SoraConfig(listen_port=0, service="http", recognizer_url=f"http://127.0.0.1:{port}/v1/recognize")
+        cfg = SoraConfig(listen_port=0, service="http", recognizer_url=f"http://127.0.0.1:{port}/v1/recognize", skip_basic_auth=True)
         server = SoraServer(cfg)
         await server.start()
         client = await H2Client.connect(server.url)
@@ -290,3 +299,60 @@ def test_http_recognizer_closes_its_upstream_when_cut_while_opening() -> None:
         cloud.close()
 
     run(scenario())
+
+
+# ---------------------------------------------------------------------------- security keys
+
+
+def test_basic_auth_keys_are_honoured_not_ignored() -> None:
+    """The reference reads basic_auth_* and skip_basic_auth and never checks them: anyone
+    gets in. Here they are real keys; a config that would leave the gateway open without
+    saying so explicitly, or that is contradictory, does not start."""
+    assert not {"skip_basic_auth", "basic_auth_username", "basic_auth_password"} & REFERENCE_ONLY_KEYS
+    cfg = load_config_text("basic_auth_username = sora\nbasic_auth_password = \"p w\"\n")
+    assert (cfg.basic_auth_username, cfg.basic_auth_password, cfg.ignored) == ("sora", "p w", ())
+    assert "p w" not in repr(cfg)
+    assert cfg.require_auth_decision() is cfg
+    assert SoraConfig(skip_basic_auth=True).require_auth_decision().skip_basic_auth
+    with pytest.raises(ConfigError) as info:
+        SoraConfig().require_auth_decision()
+    assert info.value.key == "skip_basic_auth"
+    with pytest.raises(ConfigError) as info:
+        SoraServer(SoraConfig(listen_port=0))
+    assert info.value.key == "skip_basic_auth"
+    for changes, key in (({"basic_auth_username": "u"}, "basic_auth_password"),
+                         ({"basic_auth_password": "p"}, "basic_auth_username"),
+                         ({"basic_auth_username": "a:b", "basic_auth_password": "p"}, "basic_auth_username"),
+                         ({"skip_basic_auth": True, "basic_auth_username": "u", "basic_auth_password": "p"},
+                          "skip_basic_auth")):
+        with pytest.raises(ConfigError) as info:
+            SoraConfig().replace(**changes)
+        assert info.value.key == key
+
+
+def load_config_text(text: str) -> SoraConfig:
+    return SoraConfig().replace(**parse_config(text))
+
+
+@pytest.mark.parametrize(("key", "bad"), [
+    ("max_connections", 0), ("handshake_timeout_ms", 0), ("stream_idle_timeout_ms", -1),
+    ("http2_flood_window_ms", 0), ("http2_max_new_streams", 0), ("http2_max_resets", 0),
+    ("http2_max_control_frames", 0), ("http2_max_empty_frames", 0), ("max_write_buffer_bytes", 100),
+    ("stream_max_queued_packets", 1), ("stream_max_queued_bytes", 10),
+])
+def test_limits_are_keys_and_flags_with_safe_defaults(key: str, bad: int) -> None:
+    default = getattr(SoraConfig(), key)
+    assert isinstance(default, int) and default > 0  # on by default
+    assert getattr(load_config_text(f"{key} = {default + 1}"), key) == default + 1
+    with pytest.raises(ConfigError) as info:
+        SoraConfig().replace(**{key: bad})
+    assert info.value.key == key
+    assert SoraConfig().http2_idle_timeout > 0 and not SoraConfig().enable_debug_paths
+
+
+def test_every_key_is_a_flag() -> None:
+    out = subprocess.run([sys.executable, "-m", "audiocore", "serve", "sora", "--help"], capture_output=True,
+                         text=True, timeout=60).stdout
+    for key in SoraConfig.__dataclass_fields__:
+        if key != "ignored":
+            assert "--" + key.replace("_", "-") in out, key

@@ -36,6 +36,7 @@ from audiocore.gateway.recognizers import (
     dump_line,
     result_line,
 )
+from audiocore.gateway._h2 import FloodLimits, FloodMeter
 from audiocore.gateway.sora import QUEUE_HIGH, SoraServer
 from audiocore.protocols.sora import SILENCE_PACKET, StreamHeaders, error_result, packet_bytes
 from conftest import DATA
@@ -46,7 +47,7 @@ PACKETS = packets_from_ogg(DATA / "speech-20ms.opus")
 
 def config(tmp_path: Path, **changes: object) -> SoraConfig:
     base = SoraConfig(listen_port=0, ogg_dir=str(tmp_path), dump_file=str(tmp_path / "dump.jsonl"),
-                      audio_streaming_header=True)
+                      audio_streaming_header=True, skip_basic_auth=True, enable_debug_paths=True)
     return base.replace(**changes)
 
 
@@ -479,6 +480,34 @@ def test_body_far_larger_than_the_window_and_back_pressure(tmp_path: Path) -> No
     run(scenario())
 
 
+def test_queue_bound_counts_packets_not_payload_bytes(tmp_path: Path) -> None:
+    """Empty packets carry no payload: the queue is bounded by their number (and 20 bytes
+    each), so with nobody reading the results the gateway holds at most 256 of them plus one
+    4 KiB slice's worth, and the rest of the window unparsed."""
+    packets = [b""] * 30000  # 600 kB of headers: more than two stream windows
+
+    async def scenario() -> None:
+        cfg = config(tmp_path)
+        async with SoraServer(cfg) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/test")
+            assert await stream.response() == 200
+            sender = asyncio.create_task(_send_all(stream, packets))
+            await settle(lambda: any(s.backlog for c in server.connections for s in c.streams.values()), 20)
+            (conn,) = server.connections
+            (st,) = conn.streams.values()
+            assert st.queued_packets <= cfg.stream_max_queued_packets + 4096 // 20
+            assert len(st.inbox) <= cfg.stream_max_queued_packets + 4096 // 20 + 1
+            assert sum(len(d) for d, _ in st.backlog) <= (1 << 18)  # at most the stream window
+            assert not sender.done()
+            got = [json.loads(line)["message"] async for line in stream.lines()]
+            await sender
+            assert got == ["n: 0"] * len(packets)
+            await client.aclose()
+
+    run(scenario())
+
+
 async def _send_all(stream: ClientStream, packets: list[bytes]) -> None:
     body = body_of(packets)
     for i in range(0, len(body), 16000):
@@ -727,3 +756,24 @@ def test_dump_and_result_lines_exact_bytes(tmp_path: Path) -> None:
         b'"language_code":"ja-JP","sample_rate":48000,"channel_count":2,"payload":"/P/+AA=="}\n')
     assert result_line({"type": "gcp", "message": "é", "is_final": True, "stability": 0.5}) == (
         b'{"type":"gcp","message":"\\u00e9","is_final":true,"stability":0.5}\n')
+
+
+def test_flood_meter_counts_each_budget_per_window() -> None:
+    """Frame types and flags as RFC 9113 defines them: DATA 0 (END_STREAM 0x1), HEADERS 1,
+    PRIORITY 2, RST_STREAM 3, SETTINGS 4, PING 6, WINDOW_UPDATE 8, CONTINUATION 9."""
+    meter = FloodMeter(FloodLimits(10.0, streams=2, resets=1, control=2, empty=1), now=0.0)
+    assert meter.frame(1, 0x4, 30, 1) is None and meter.frame(1, 0x5, 5, 1) is None  # a stream, its trailers
+    assert meter.frame(1, 0x4, 30, 3) is None
+    assert meter.frame(1, 0x4, 30, 5) == "streams"
+    assert meter.frame(0, 0x0, 100, 1) is None and meter.frame(0, 0x1, 0, 1) is None  # data, empty END_STREAM
+    assert meter.frame(0, 0x0, 0, 1) is None and meter.frame(0, 0x0, 0, 1) == "empty"
+    assert meter.frame(8, 0, 4, 0) is None and meter.frame(9, 0, 10, 1) is None  # not counted here
+    assert meter.frame(6, 0, 8, 0) is None and meter.frame(4, 0, 0, 0) is None
+    assert meter.frame(2, 0, 5, 1) == "control"
+    assert meter.frame(0x20, 0, 3, 0) == "control"  # an unknown type
+    assert meter.frame(3, 0, 4, 1) is None and meter.frame(3, 0, 4, 3) == "resets"
+    meter.tick(9.9)  # the same window
+    assert meter.frame(3, 0, 4, 5) == "resets"
+    meter.tick(10.0)  # a new one: every budget is whole again
+    assert meter.frame(3, 0, 4, 7) is None and meter.frame(6, 0, 8, 0) is None
+    assert meter.frame(1, 0x4, 30, 7) is None  # ids still only grow: 7 is above 5

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from audiocore import ProtocolError
 from audiocore.protocols import acs
+from audiocore.protocols.bridge import AcsRealtimeTranscoder
 from reference import jsontext
 
 PARTICIPANT = "8:acs:3d20e1de-0f28-41c5-84c0-59ed8f2d2e7a_00000018-b3b8-0d11-9e46-0f3a0d00b4d8"
@@ -138,6 +139,47 @@ def test_optional_fields_may_be_absent_or_null() -> None:
     assert meta == acs.AudioMetadata(None, "PCM", 16000, 1, 640)
 
 
+# The mark shapes of PROTOCOLS.md sections 1 and 7: {"Id": str} (preview), {"sequence": ...} (an
+# older .NET preview); then shapes nobody documents, which must cost nothing but the mark.
+MARKS = [
+    ({"Id": "m1"}, "m1", None),
+    ({"id": "m1"}, "m1", None),
+    ({"sequence": 7}, None, 7),
+    ({"Sequence": "12"}, None, 12),
+    ({"Id": "m2", "sequence": 3}, "m2", 3),
+    ({}, None, None),
+    ({"Id": 5}, None, None),
+    ({"sequence": "seven"}, None, None),
+    ({"sequence": 1.5, "label": "x"}, None, None),
+    ({"name": "m", "extra": {"a": [1]}}, None, None),
+    ("m1", None, None),
+    (5, None, None),
+    ([], None, None),
+    (True, None, None),
+]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("mark, mark_id, sequence", MARKS)
+def test_a_frame_is_never_refused_for_its_mark(mark: object, mark_id: str | None, sequence: int | None, fast: bool) -> None:
+    """Issue 11: a frame whose mark was not {"Id": ...} was refused with its 20 ms of audio. The
+    audio now always arrives; the mark's known parts are surfaced, the rest ignored."""
+    s = session()
+    s._fast = fast
+    msg = copy.deepcopy(AUDIO)
+    msg["audioData"]["mark"] = mark  # type: ignore[index]
+    ev = s.receive(json.dumps(msg))
+    assert ev == acs.AudioData(PCM, "2022-08-23T11:48:05Z", PARTICIPANT, False, mark_id, sequence)
+    assert s.participants[PARTICIPANT].frames == 1
+    # the bridge's transcoder carries the same frame's audio upstream, fast or not
+    t = AcsRealtimeTranscoder(16000, 24000)
+    t._fast = fast
+    t.to_realtime(METADATA)
+    out = t.to_realtime(json.dumps(msg))
+    assert out is not None and json.loads(out)["type"] == "input_audio_buffer.append"
+    assert len(base64.b64decode(json.loads(out)["audio"])) > 0 and t.events[-1:] == [t.acs.metadata]
+
+
 def test_silent_frames_are_returned_never_dropped() -> None:
     s = session()
     zeros = s.receive(json.dumps({"kind": "AudioData", "audioData": {"data": base64.b64encode(bytes(640)).decode(), "silent": True}}))
@@ -216,7 +258,6 @@ def test_bad_metadata(body: str, field: str) -> None:
         ('{"kind": "AudioData", "audioData": {"data": "AAA"}}', "audioData.data"),
         ('{"kind": "AudioData", "audioData": {"data": "", "silent": "yes"}}', "audioData.silent"),
         ('{"kind": "AudioData", "audioData": {"data": "", "participantRawID": 1}}', "audioData.participantRawID"),
-        ('{"kind": "AudioData", "audioData": {"data": "", "mark": {}}}', "audioData.mark.Id"),
         ('{"kind": "AudioData", "Kind": "AudioData", "audioData": {"data": ""}}', "kind"),
         ('{"kind": "DtmfData", "dtmfData": {}}', "dtmfData.data"),
         ('{"kind": "TranscriptionData", "transcriptionData": {"text": "a", "words": [1]}}', "transcriptionData.words[0]"),
@@ -295,7 +336,8 @@ def audio_messages(draw: st.DrawFn) -> dict:
         ("timestamp", st.sampled_from(["2024-05-02T15:59:23.178Z", "t/1", "é"])),
         ("participantRawID", st.sampled_from([PARTICIPANT, "8:acs:a/b", "x"])),
         ("silent", st.booleans()),
-        ("mark", st.sampled_from([{"Id": "m"}, {"id": "m"}, {}, None, 5])),
+        ("mark", st.sampled_from([{"Id": "m"}, {"id": "m"}, {}, None, 5, {"sequence": 3}, {"Sequence": "4"},
+                                  {"sequence": -1}, {"sequence": "x"}, {"Id": 1, "x": []}, "m"])),
     ]:
         if draw(st.booleans()):
             body[key] = draw(strat)
@@ -351,3 +393,39 @@ def test_fuzz_mutated_messages(rng: random.Random, pos: int) -> None:
 def test_deep_nesting_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         session().receive('{"kind":' + "[" * 100000 + "]" * 100000 + "}")
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=8)
+
+
+def _folded_twice(value: object) -> bool:
+    if isinstance(value, dict):
+        folded = {k.lower() if k.isascii() else k for k in value}  # ACS ignores ASCII case only
+        return len(folded) < len(value) or any(_folded_twice(v) for v in value.values())
+    return isinstance(value, list) and any(_folded_twice(v) for v in value)
+
+
+@settings(max_examples=300)
+@given(st.fixed_dictionaries({}, optional={
+    "timestamp": st.sampled_from(["2022-08-23T11:48:05Z", None]),
+    "participantRawID": st.sampled_from([PARTICIPANT, None]),
+    "silent": st.sampled_from([False, None]),
+    "mark": JSON | st.dictionaries(st.sampled_from(["Id", "id", "sequence", "Sequence", "status"]), JSON, max_size=3),
+}), st.booleans())
+def test_optional_fields_missing_or_any_mark_never_refuse_the_frame(optional: dict, fast: bool) -> None:
+    """Item 5 of issue 11: a well-formed AudioData frame with any of its optional fields
+    missing and any JSON value as its mark is read, its audio intact; the paths agree."""
+    msg = {"kind": "AudioData", "audioData": {"data": AUDIO["audioData"]["data"], **optional}}  # type: ignore[index]
+    s = session()
+    s._fast = fast
+    if _folded_twice(msg):  # a key twice in one object, ignoring case: refused as ambiguous JSON
+        with pytest.raises(ProtocolError, match="appears twice"):
+            s.receive(json.dumps(msg))
+        return
+    ev = s.receive(json.dumps(msg))
+    assert isinstance(ev, acs.AudioData) and ev.pcm == PCM
+    other = session()
+    other._fast = not fast
+    assert other.receive(json.dumps(msg)) == ev

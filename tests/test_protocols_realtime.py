@@ -6,6 +6,7 @@ from __future__ import annotations
 import audioop
 import base64
 import copy
+import dataclasses
 import json
 import random
 
@@ -328,7 +329,8 @@ def test_round_trip_audio(pcm: bytes) -> None:
         ({"type": "input_audio_buffer.speech_started", "item_id": "i"}, "audio_start_ms"),
         ({"type": "rate_limits.updated", "rate_limits": {}}, "rate_limits"),
         ({"type": "session.created", "session": {"turn_detection": 5}}, "session.turn_detection"),
-        ({"type": "session.created", "session": {"audio": {"output": {"format": {"rate": 1}}}}}, "session.audio.output.format.type"),
+        ({"type": "session.created", "session": {"audio": {"output": {"format": {"type": 5, "rate": 24000}}}}}, "session.audio.output.format.type"),
+        ({"type": "session.created", "session": {"audio": {"output": {"format": {"rate": 1}}}}}, "session.audio.output.format.rate"),
         ({"type": "response.created", "response": []}, "response"),
         ({"type": "session.created", "session": {"input_audio_sampling_rate": 0}}, "session.input_audio_sampling_rate"),
         ({"type": "session.created", "session": {"audio": {"output": {"format": {"type": "audio/pcm", "rate": -1}}}}}, "session.audio.output.format.rate"),
@@ -442,3 +444,218 @@ def test_fuzz_session_objects(session: dict) -> None:
         assert fmt.rate is None or 8000 <= fmt.rate <= 192000
     s.receive(_delta("r", "i", bytes(2)))
     assert s.received_ms("i") >= 0
+
+
+# ---------------------------------------------------------------- the vendors' SDK models as oracles
+# What the OpenAI SDK (beta and GA models) and the Azure Voice Live SDK mark optional, the session
+# must accept absent: each message below is built or validated by the vendor's own model.
+
+import typing  # noqa: E402
+
+from azure.ai.voicelive import models as vl  # noqa: E402
+from openai.types.beta.realtime import realtime_server_event as openai_beta  # noqa: E402
+from openai.types.realtime import realtime_server_event as openai_ga  # noqa: E402
+
+
+def _union_members(union: object) -> list[type]:
+    """The classes of a (possibly Annotated, possibly nested) union of pydantic models."""
+    out: list[type] = []
+    for arg in typing.get_args(union):
+        if isinstance(arg, type):
+            out.append(arg)
+        else:
+            out.extend(_union_members(arg))
+    return out
+
+
+def _openai_models(module: typing.Any) -> dict[str, type]:
+    models = {}
+    for cls in _union_members(module.RealtimeServerEvent):
+        (name,) = typing.get_args(cls.model_fields["type"].annotation)
+        models[name] = cls
+    return models
+
+
+def _vl_optional(annotation: object) -> bool:
+    return type(None) in typing.get_args(annotation) or "Optional" in str(annotation)
+
+
+def _vl_fields(cls: type) -> dict[str, bool]:
+    """field -> required, from the Voice Live model's annotations."""
+    ann: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        ann.update(getattr(klass, "__annotations__", {}))
+    return {k: not _vl_optional(v) for k, v in ann.items() if not k.startswith("_") and k != "type"}
+
+
+SDKS: dict[str, dict[str, tuple[type, dict[str, bool]]]] = {
+    "openai-beta": {n: (c, {k: f.is_required() for k, f in c.model_fields.items() if k != "type"})
+                    for n, c in _openai_models(openai_beta).items()},
+    "openai-ga": {n: (c, {k: f.is_required() for k, f in c.model_fields.items() if k != "type"})
+                  for n, c in _openai_models(openai_ga).items()},
+    "voicelive": {str(n): (c, _vl_fields(c)) for n, c in vl.ServerEvent.__mapping__.items()},
+}
+# A value of the documented shape for each field name, valid for every SDK's model.
+SAMPLE: dict[str, object] = {
+    "event_id": "event_1", "item_id": "item_1", "response_id": "resp_1", "previous_item_id": "item_0",
+    "output_index": 0, "content_index": 0, "audio_start_ms": 100, "audio_end_ms": 200, "call_id": "call_1",
+    "delta": "AAECAwQF", "transcript": "Hi.", "text": "Hi.", "arguments": "{}", "name": "f",
+    "item": {"id": "item_1", "type": "message", "role": "assistant", "content": []},
+    "part": {"type": "text", "text": "Hi."}, "response": {"id": "resp_1", "status": "in_progress"},
+    "session": {"type": "realtime", "id": "sess_1"}, "conversation": {"id": "conv_1"},
+    "error": {"type": "invalid_request_error", "message": "bad"}, "warning": {"message": "slow"},
+    "rate_limits": [{"name": "requests", "limit": 10, "remaining": 9, "reset_seconds": 1.0}],
+    "usage": {"type": "duration", "seconds": 1.0},
+    "logprobs": [{"token": "Hi", "bytes": [72, 105], "logprob": -0.25}],
+    "languages": [{"code": "en"}], "phrases": [], "id": "seg_1", "speaker": "A", "start": 0.0, "end": 1.0,
+    "event": "5", "received_at": 1, "frames": [[0.0]], "frame_index": 0, "audio_offset_ms": 0,
+    "audio_duration_ms": 10, "timestamp_type": "word", "viseme_id": 1, "annotation_index": 0,
+    "annotation": {}, "sequence_number": 0, "obfuscation": "x", "codec": "h264", "server_sdp": "v=0",
+    "turn_id": "t1",
+}
+
+
+# Where a type's model wants more than the common sample.
+OVERRIDE: dict[tuple[str, str], object] = {
+    ("transcription_session.updated", "session"): {"client_secret": {"value": "test", "expires_at": 0}},
+}
+
+
+def _sample(type_: str, field: str) -> object:
+    return copy.deepcopy(OVERRIDE.get((type_, field), SAMPLE[field]))
+
+
+def _build(sdk: str, type_: str, fields: typing.Iterable[str]) -> str:
+    """The server event ``type_`` holding ``fields`` (sample values), as the SDK writes it."""
+    cls, _ = SDKS[sdk][type_]
+    values = {f: _sample(type_, f) for f in fields}
+    if sdk == "voicelive":
+        return json.dumps(cls(values).as_dict())
+    # The OpenAI models validate what they are given: a message they refuse is not the vendor's.
+    return cls.model_validate({"type": type_, **values}).model_dump_json(exclude_none=True)
+
+
+SDK_CASES = sorted((sdk, t) for sdk, models in SDKS.items() for t in models)
+
+
+def test_the_sdks_are_loaded() -> None:
+    """The oracle tables are not empty, and the SDKs mark optional what issue 11 says they do."""
+    for sdk in SDKS:
+        assert len(SDKS[sdk]) >= 25, sdk
+    delta = "conversation.item.input_audio_transcription.delta"
+    for sdk in SDKS:
+        assert SDKS[sdk][delta][1]["delta"] is False and SDKS[sdk][delta][1]["item_id"] is True
+    for t in ("conversation.item.created", "conversation.item.retrieved", "response.output_item.added",
+              "response.output_item.done"):
+        assert SDKS["voicelive"][t][1]["item"] is False
+
+
+@pytest.mark.parametrize("sdk, type_", SDK_CASES)
+def test_sdk_events_with_only_required_fields_are_read(sdk: str, type_: str) -> None:
+    """Every server event of every SDK, with only the fields its model requires, is read
+    without error (an event type this module does not know is an Unknown event)."""
+    required = [f for f, req in SDKS[sdk][type_][1].items() if req]
+    text = _build(sdk, type_, required)
+    ev = rt.RealtimeSession().receive(text)
+    msg = json.loads(text)
+    if type_ in rt.KNOWN_TYPES:
+        assert not isinstance(ev, rt.Unknown) and ev.type == type_
+        names = {f.name for f in dataclasses.fields(ev)} - {"type", "event_id", "payload", "pcm"}
+        for field in names & {"item_id", "response_id", "item", "previous_item_id", "content_index", "delta",
+                              "session", "response", "transcript", "text", "arguments", "call_id"}:
+            if not (field == "delta" and isinstance(ev, rt.AudioDelta)):
+                assert getattr(ev, field) == msg.get(field), field
+    else:
+        assert ev == rt.Unknown(type_, msg)
+
+
+@pytest.mark.parametrize("sdk", sorted(SDKS))
+def test_transcription_delta_without_delta(sdk: str) -> None:
+    """Issue 11: a transcription delta that carries only logprobs (``delta`` is optional in
+    every SDK) was refused; it is an InputTranscriptionDelta with delta None."""
+    text = _build(sdk, "conversation.item.input_audio_transcription.delta", ["event_id", "item_id", "logprobs"])
+    assert "delta\"" not in text.replace("transcription.delta", "")
+    ev = rt.RealtimeSession().receive(text)
+    assert isinstance(ev, rt.InputTranscriptionDelta)
+    assert (ev.item_id, ev.content_index, ev.delta) == ("item_1", None, None)
+    assert ev.logprobs == SAMPLE["logprobs"]
+    full = rt.RealtimeSession().receive(_build(sdk, "conversation.item.input_audio_transcription.delta",
+                                                ["event_id", "item_id", "content_index", "delta"]))
+    assert (full.delta, full.content_index, full.logprobs) == (SAMPLE["delta"], 0, None)
+
+
+@pytest.mark.parametrize("type_, cls", [
+    ("conversation.item.created", rt.ConversationItemCreated),
+    ("conversation.item.retrieved", rt.ConversationItemRetrieved),
+    ("response.output_item.added", rt.OutputItemAdded),
+    ("response.output_item.done", rt.OutputItemDone),
+])
+def test_voice_live_item_events_without_item(type_: str, cls: type) -> None:
+    """Issue 11: Voice Live's models make ``item`` optional on item events; such an event was
+    refused, and is now read with item None."""
+    required = [f for f, req in SDKS["voicelive"][type_][1].items() if req]
+    text = _build("voicelive", type_, ["event_id", *required])
+    assert '"item"' not in text
+    ev = rt.RealtimeSession().receive(text)
+    assert type(ev) is cls and ev.item is None and ev.event_id == "event_1"
+
+
+def test_ga_session_format_without_type() -> None:
+    """Issue 11: the GA models make the format's ``type`` optional (AudioPCM: audio/pcm, 24 kHz);
+    a session.updated whose format had none was refused. It is now PCM16 at the stated or
+    default rate, replacing the format in force."""
+    updated = _openai_models(openai_ga)["session.updated"]
+    s = rt.RealtimeSession()
+    s.receive(json.dumps({"type": "session.updated", "session": {"audio": {"output": {"format": {"type": "audio/pcmu"}}}}}))
+    assert s.output_format.codec == "ulaw"
+    for fmt in ({"rate": 24000}, {}):
+        event = updated.model_validate({"type": "session.updated", "event_id": "e", "session": {
+            "type": "realtime", "audio": {"input": {"format": fmt}, "output": {"format": fmt}}}})
+        text = event.model_dump_json(exclude_none=True)
+        assert '"audio/pcm' not in text  # the SDK writes no type
+        ev = s.receive(text)
+        assert isinstance(ev, rt.SessionUpdated)
+        assert s.input_format == s.output_format == rt.AudioFormat("audio/pcm", 24000, None)
+        pcm = bytes(range(48))
+        assert s.receive(_delta("r", "i", pcm, ga=True)).pcm == pcm  # PCM16 again, not mu-law
+        s.receive(json.dumps({"type": "session.updated", "session": {"audio": {"output": {"format": {"type": "audio/pcmu"}}}}}))
+
+
+@st.composite
+def sdk_events(draw: st.DrawFn) -> tuple[str, str, dict, bool]:
+    """An SDK event with a random subset of its optional fields (values of the documented
+    shape); sometimes also a required field dropped or a field given a value of another JSON type.
+    Returns (sdk, type, message, whether the SDK's model says it is complete and well-typed)."""
+    sdk, type_ = draw(st.sampled_from(SDK_CASES))
+    fields = SDKS[sdk][type_][1]
+    chosen = [f for f, req in fields.items() if req or draw(st.booleans())]
+    msg = json.loads(_build(sdk, type_, chosen))
+    valid = True
+    mutation = draw(st.integers(0, 3))
+    keys = [k for k in msg if k != "type"]
+    if mutation == 1 and keys:
+        del msg[draw(st.sampled_from(keys))]
+        valid = False
+    elif mutation == 2 and keys:
+        msg[draw(st.sampled_from(keys))] = draw(st.one_of(st.integers(), st.text(max_size=4), st.just([]), st.just({}),
+                                                          st.booleans(), st.floats(allow_nan=False)))
+        valid = False
+    return sdk, type_, msg, valid
+
+
+@settings(max_examples=400)
+@given(sdk_events())
+def test_sdk_events_with_optional_fields_missing(case: tuple[str, str, dict, bool]) -> None:
+    """Item 5 of issue 11: any SDK event with any of its optional fields missing is read; with a
+    required field missing or of another type, only a ProtocolError may come, and the session
+    is then unchanged."""
+    _, type_, msg, valid = case
+    s = rt.RealtimeSession()
+    before = copy.deepcopy((s.response_id, s.input_format, s.output_format, s._items, s.auto_interrupt))
+    try:
+        ev = s.receive(json.dumps(msg))
+    except ProtocolError as exc:
+        assert not valid, f"{type_}: {exc}"
+        assert copy.deepcopy((s.response_id, s.input_format, s.output_format, s._items, s.auto_interrupt)) == before
+        return
+    assert (ev.type == type_) if type_ in rt.KNOWN_TYPES else ev == rt.Unknown(type_, msg)

@@ -162,6 +162,45 @@ def test_telnyx_stream_out_of_order_media_and_errors() -> None:
     assert json.loads(s.clear_message()) == {"event": "clear"} and json.loads(s.mark_message("m")) == {"event": "mark", "mark": {"name": "m"}}
 
 
+def _telnyx_start(encoding: str) -> str:
+    return json.dumps({**TELNYX_START, "start": {**TELNYX_START["start"], "media_format": {"encoding": encoding, "sample_rate": 8000, "channels": 1}}})
+
+
+def test_telnyx_answers_in_the_bidirectional_codec_not_the_inbound_one() -> None:
+    """Issue 11 (PROTOCOLS.md section 7): the inbound codec (start.media_format.encoding) and the
+    bidirectional RTP codec (its own setting, default PCMU) are separate. A PCMA call got A-law
+    back; it now gets PCMU unless the session is told the call's bidirectional codec."""
+    pcm = bytes(random.Random(3).randbytes(320))
+    ulaw = {"event": "media", "media": {"payload": base64.b64encode(audioop.lin2ulaw(pcm, 2)).decode()}}
+    alaw = {"event": "media", "media": {"payload": base64.b64encode(audioop.lin2alaw(pcm, 2)).decode()}}
+    for inbound in ("PCMA", "PCMU", "L16", "OPUS"):
+        s = telnyx.TelnyxSession()
+        assert json.loads(s.media_message(pcm)) == ulaw  # before start too
+        s.receive(_telnyx_start(inbound))
+        assert json.loads(s.media_message(pcm)) == ulaw, inbound
+        a = telnyx.TelnyxSession(bidirectional_codec="PCMA")
+        a.receive(_telnyx_start(inbound))
+        assert json.loads(a.media_message(pcm)) == alaw, inbound
+    # the inbound side still follows the stream's own format
+    s = telnyx.TelnyxSession()
+    s.receive(_telnyx_start("PCMA"))
+    codes = bytes(range(256))
+    ev = s.receive(json.dumps({"event": "media", "media": {"payload": base64.b64encode(codes).decode()}}))
+    assert s.codec == "alaw" and ev.pcm == audioop.alaw2lin(codes, 2)
+    for bad in ("pcmu", "L16", "G722", "ulaw", ""):
+        with pytest.raises(ValueError, match="bidirectional_codec"):
+            telnyx.TelnyxSession(bidirectional_codec=bad)
+
+
+@given(st.binary(max_size=2000).map(lambda b: b[: len(b) // 2 * 2]), st.sampled_from(["PCMU", "PCMA", "L16", "G722", "OPUS", "x"]),
+       st.sampled_from(["PCMU", "PCMA"]))
+def test_telnyx_outbound_codec_property(pcm: bytes, inbound: str, codec: str) -> None:
+    s = telnyx.TelnyxSession(bidirectional_codec=codec)
+    s.receive(_telnyx_start(inbound))
+    coded = (audioop.lin2ulaw if codec == "PCMU" else audioop.lin2alaw)(pcm, 2)
+    assert base64.b64decode(json.loads(s.media_message(pcm))["media"]["payload"]) == coded
+
+
 def test_telnyx_l16_is_big_endian() -> None:
     s = telnyx.TelnyxSession()
     s.receive(json.dumps({**TELNYX_START, "start": {**TELNYX_START["start"], "media_format": {"encoding": "L16", "sample_rate": 16000, "channels": 1}}}))

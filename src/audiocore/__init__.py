@@ -1,7 +1,8 @@
 """audiocore: the per-frame audio work of real-time voice gateways, in Cython.
 
-PCM is signed 16-bit little-endian, interleaved, unless a name says otherwise. Kernels accept
-any C-contiguous buffer (bytes, bytearray, memoryview, numpy array) and return ``bytes``.
+PCM is signed 16-bit little-endian, interleaved, unless a name says otherwise. Kernels read
+C-contiguous buffers of bytes (bytes, bytearray, memoryview, uint8 arrays) and, for PCM,
+int16 arrays; another dtype, byte order or shape is refused. They return ``bytes``.
 Objects are safe to use from one thread at a time.
 """
 
@@ -33,6 +34,14 @@ from audiocore._ext.opus import (
     OpusEncoder,
     libopus_version,
     opus_packet_samples,
+)
+# Ogg Opus files to and from PCM at any rate, the container's timing applied
+from audiocore.oggfile import (
+    OggOpusAudio,
+    OggOpusFileReader,
+    OggOpusFileWriter,
+    read_ogg_opus,
+    write_ogg_opus,
 )
 # adaptive playout queue and barge-in tracker
 from audiocore._ext.jitter import JitterQueue
@@ -72,6 +81,11 @@ __all__ = [
     "OpusTags",
     "ogg_crc32",
     "opus_packet_samples",
+    "OggOpusAudio",
+    "OggOpusFileReader",
+    "OggOpusFileWriter",
+    "read_ogg_opus",
+    "write_ogg_opus",
     "JitterQueue",
     "Resampler",
     "resample",

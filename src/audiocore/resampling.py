@@ -39,7 +39,7 @@ import numpy.typing as npt
 from audiocore._ext.resample import MAX_RATE, MIN_RATE, Resampler, _set_designer
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    from audiocore._ext._typing import PCMLike
 
 __all__ = ["ResampleFilter", "design_filter", "resample"]
 
@@ -216,7 +216,7 @@ def design_filter(in_rate: int, out_rate: int,
 _set_designer(_design)
 
 
-def resample(data: Buffer, in_rate: int, out_rate: int, *, channels: int = 1,
+def resample(data: PCMLike, in_rate: int, out_rate: int, *, channels: int = 1,
              quality: Literal["hq", "fast"] = "hq",
              dtype: Literal["int16", "float32"] = "int16") -> bytes:
     """Resample a whole signal at once; returns ``bytes`` of the same dtype and channels.
@@ -226,6 +226,8 @@ def resample(data: Buffer, in_rate: int, out_rate: int, *, channels: int = 1,
     ``j / out_rate`` and there are exactly ``floor(frames * out_rate / in_rate)`` frames.
     It equals what a :class:`Resampler` gives for ``process(data) + flush()`` with its first
     ``delay_samples`` frames dropped. The work runs with the GIL released for long inputs.
+    ``data`` is raw bytes or an array of ``dtype``, 1-D or C-contiguous (frames, channels);
+    another dtype is a TypeError, another shape a ValueError.
     """
     r = Resampler(in_rate, out_rate, channels=channels, quality=quality, dtype=dtype)
     return r._process_aligned(data)

@@ -4,7 +4,8 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.unicode cimport PyUnicode_Check
 
 from audiocore._ext._buffer cimport (
-    NOGIL_BYTES, InBuf, OutBuf, in_acquire, in_release, out_acquire, out_release,
+    ACCEPT_PCM16, NOGIL_BYTES, InBuf, OutBuf, in_acquire, in_release, out_acquire, out_release,
+    pcm_acquire,
 )
 
 from audiocore._ext.errors import DecodeError
@@ -67,10 +68,12 @@ cdef int _decode(const unsigned char* src, size_t n, unsigned char* dst) except 
 
 
 def b64encode(data) -> bytes:
-    """Encode a bytes-like object as padded standard base64; returns ASCII ``bytes``."""
+    """Encode raw bytes or int16 PCM (an int16 array) as padded standard base64; returns ASCII
+    ``bytes``. An array of another dtype is a TypeError (``arr.view(numpy.uint8)`` encodes its
+    bytes)."""
     cdef InBuf b
     cdef unsigned char* dst
-    in_acquire(data, &b)
+    pcm_acquire(data, &b, 0)
     try:
         out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>ac_b64_encoded_len(<size_t>b.len))
         dst = <unsigned char*>PyBytes_AS_STRING(out)
@@ -112,7 +115,7 @@ def b64decode_into(data, out) -> int:
     cdef size_t need
     _text_acquire(data, &b)
     try:
-        out_acquire(out, &o)
+        out_acquire(out, &o, ACCEPT_PCM16, 0)
         try:
             need = ac_b64_decoded_len(b.ptr, <size_t>b.len)
             if <size_t>o.len < need:

@@ -1,7 +1,9 @@
 from collections.abc import Iterable, Sequence
 from typing import Any, final
 
-from typing_extensions import Buffer, Self
+from typing_extensions import Self
+
+from audiocore._ext._typing import PCM16Like
 
 @final
 class Shape:
@@ -25,7 +27,7 @@ class Template:
     def __new__(
         cls, prefix: bytes, suffix: bytes, *, codec: str | None = None, pcm16: bool = False
     ) -> Self: ...
-    def build(self, audio: Buffer) -> str: ...
+    def build(self, audio: PCM16Like) -> str: ...
     @property
     def prefix(self) -> bytes: ...
     @property

@@ -16,7 +16,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport uint8_t
 from libc.string cimport memcpy
 
-from audiocore._ext._buffer cimport NOGIL_BYTES, InBuf, in_acquire, in_release
+from audiocore._ext._buffer cimport NOGIL_BYTES, InBuf, in_release, pcm_acquire
 from audiocore._ext.b64 cimport (AC_B64_OK, ac_b64_decode, ac_b64_decoded_len, ac_b64_encode,
                                  ac_b64_encoded_len, ac_b64_init, ac_b64_use_simd, ac_cpu_has_ssse3)
 from audiocore._ext.g711 cimport (ac_alaw_decode, ac_alaw_encode, ac_g711_init, ac_ulaw_decode,
@@ -365,9 +365,9 @@ cdef class Template:
         return out
 
     def build(self, audio) -> str:
-        """The message text for ``audio`` (any bytes-like object)."""
+        """The message text for ``audio`` (raw bytes or an int16 array)."""
         cdef InBuf b
-        in_acquire(audio, &b)
+        pcm_acquire(audio, &b, 0)
         try:
             if self._pcm16 and b.len & 1:
                 raise ValueError(f"PCM16 input has an odd number of bytes ({b.len})")

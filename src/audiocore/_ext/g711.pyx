@@ -2,7 +2,7 @@
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
-from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
+from audiocore._ext._buffer cimport InBuf, in_acquire, in_release, pcm_acquire
 
 
 ac_g711_init()
@@ -17,7 +17,7 @@ cdef object _encode(object pcm, coder_t coder):
     cdef InBuf b
     cdef size_t n
     cdef unsigned char* dst
-    in_acquire(pcm, &b)
+    pcm_acquire(pcm, &b, 0)
     try:
         if b.len & 1:
             raise ValueError(f"PCM16 input has an odd number of bytes ({b.len})")

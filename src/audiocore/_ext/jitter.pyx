@@ -17,7 +17,7 @@ from libc.stdint cimport INT64_MAX, int16_t, int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
-from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
+from audiocore._ext._buffer cimport InBuf, in_acquire, in_release, pcm_acquire
 from audiocore._ext._opus_packet cimport packet_samples48
 from audiocore._ext.opus cimport OpusDecoder
 from audiocore._ext.opus import OPUS_RATES
@@ -457,7 +457,8 @@ cdef class JitterQueue:
         if self._mode != M_NONE and self._mode != kind:
             raise ValueError(f"this queue is fed in {_MODE_NAMES[self._mode]} mode; a push "
                              f"{'with timestamp' if kind == M_TS else 'with seq' if kind == M_SEQ else 'without seq or timestamp'} cannot be mixed in")
-        in_acquire(payload, &b)
+        # PCM (2-D as (frames, channels) too) or, with a decoder, packets
+        pcm_acquire(payload, &b, self.channels if self.decoder is None else 0)
         try:
             return self.c_push(b.ptr, b.len, payload, kind, s, t) == 1
         finally:

@@ -13,7 +13,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from libc.stdlib cimport malloc, free
 
-from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
+from audiocore._ext._buffer cimport InBuf, in_acquire, in_release, pcm_acquire
 from audiocore._ext._opus_packet cimport packet_samples48
 
 from audiocore._ext.errors import DecodeError, OpusError
@@ -292,13 +292,14 @@ cdef class OpusEncoder:
 
     def encode(self, pcm) -> bytes:
         """Encode one frame of PCM16LE (2.5, 5, 10, 20, 40, 60, 80, 100 or 120 ms, its
-        duration taken from its length) to one Opus packet."""
+        duration taken from its length) to one Opus packet. ``pcm`` is raw bytes or an int16
+        array, 1-D or C-contiguous (frames, channels)."""
         cdef InBuf b
         cdef unsigned char buf[MAX_PACKET_BYTES]
         cdef short* native = NULL
         cdef Py_ssize_t n, i
         cdef int width = 2 * self.channels
-        in_acquire(pcm, &b)
+        pcm_acquire(pcm, &b, self.channels)
         try:
             if b.len % width:
                 raise ValueError(f"PCM length {b.len} is not a whole number of "

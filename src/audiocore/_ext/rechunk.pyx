@@ -7,7 +7,7 @@ from cpython.ref cimport Py_INCREF
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from audiocore._ext._buffer cimport InBuf, in_acquire, in_release
+from audiocore._ext._buffer cimport InBuf, in_release, pcm_acquire
 
 
 @cython.final
@@ -70,12 +70,13 @@ cdef class Rechunker:
     # ---------------------------------------------------------------- Python API
 
     def push(self, data) -> list:
-        """Append a bytes-like object; returns the frames it completes (a list of bytes)."""
+        """Append raw bytes or int16 PCM (an int16 array); returns the frames it completes (a
+        list of bytes)."""
         cdef InBuf b
         cdef const uint8_t* src
         cdef const uint8_t* frame
         cdef Py_ssize_t n, i = 0
-        in_acquire(data, &b)
+        pcm_acquire(data, &b, 0)
         try:
             src = b.ptr
             n = b.len

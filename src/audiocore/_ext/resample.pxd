@@ -42,6 +42,7 @@ cdef class Resampler:
     cdef bint _has_view
     cdef bint _busy               # inside a call that released the GIL
     cdef Py_ssize_t _frame_bytes  # channels * itemsize
+    cdef int _accept              # the ITEM_* kinds a typed buffer may hold (_buffer.pxd)
     cdef int _in_rate
     cdef int _out_rate
     cdef object _quality

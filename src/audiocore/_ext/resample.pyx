@@ -5,15 +5,15 @@ ratio and quality); this module holds no design policy.
 """
 
 import operator
-import sys
 
 cimport cython
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_FORMAT
-from cpython.buffer cimport PyBUF_C_CONTIGUOUS
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_CheckExact
 from libc.stdint cimport int64_t
 
-from audiocore._ext._buffer cimport InBuf, OutBuf, in_acquire, in_release, out_acquire, out_release
+from audiocore._ext._buffer cimport (
+    ACCEPT_F32, ACCEPT_PCM16, InBuf, OutBuf, acquire, in_release, out_acquire, out_release,
+)
 
 ac_rs_init()
 
@@ -29,45 +29,12 @@ cdef enum:
     NOGIL_MACS = 4096
 
 cdef object _designer = None
-_INT16_FORMATS = frozenset(["<h"] + (["h", "=h", "@h"] if sys.byteorder == "little" else []))
-_FLOAT32_FORMATS = frozenset(["<f"] + (["f", "=f", "@f"] if sys.byteorder == "little" else []))
-_BYTE_FORMATS = frozenset(["B", "b", "c", "@B", "=B", "<B", ">B", "@b", "=b", "<b", ">b"])
 
 
 def _set_designer(fn) -> None:
     """Called by ``audiocore.resampling``: ``fn(up, down, quality)`` returns the filter."""
     global _designer
     _designer = fn
-
-
-cdef int _pcm_acquire(object data, InBuf* b, int dtype) except -1:
-    """Borrow the bytes of ``data``. Typed buffers (NumPy arrays, typed memoryviews) must hold
-    the resampler's dtype; byte buffers are taken as raw little-endian PCM."""
-    cdef bytes fmt
-    if PyBytes_CheckExact(data) or isinstance(data, str):
-        return in_acquire(data, b)  # bytes in place; str is a TypeError
-    try:
-        PyObject_GetBuffer(data, &b.view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS)
-    except (BufferError, ValueError) as exc:  # NumPy raises ValueError
-        raise ValueError(f"PCM must be a C-contiguous buffer; this "
-                         f"{type(data).__name__!r} is not ({exc})") from None
-    b.ptr = <const unsigned char*>b.view.buf
-    b.len = b.view.len
-    b.owned = 1
-    if b.view.format != NULL:
-        fmt = <bytes>b.view.format
-        text = fmt.decode("ascii", "replace")
-        ok = (text in _BYTE_FORMATS
-              or (dtype == AC_RS_INT16 and text in _INT16_FORMATS)
-              or (dtype == AC_RS_FLOAT32 and text in _FLOAT32_FORMATS))
-        if not ok:
-            in_release(b)
-            want = "int16" if dtype == AC_RS_INT16 else "float32"
-            raise ValueError(
-                f"wrong dtype: data holds items of buffer format {text!r} "
-                f"({b.view.itemsize} bytes each), but this Resampler takes {want} samples "
-                f"(or raw bytes)")
-    return 0
 
 
 cdef object _int_arg(str name, object value):
@@ -146,6 +113,7 @@ cdef class Resampler:
         if ac_rs_open(&self.st) != 0:
             raise MemoryError("cannot allocate the resampler's buffers")
         self._frame_bytes = channels * itemsize
+        self._accept = ACCEPT_PCM16 if dtype == "int16" else ACCEPT_F32
         self._in_rate = in_rate
         self._out_rate = out_rate
         self._quality = quality
@@ -199,10 +167,11 @@ cdef class Resampler:
 
     def process(self, data) -> bytes:
         """Resample the next ``data`` (bytes-like PCM, whole frames); returns the output
-        frames now due, as ``bytes``. Raises ValueError, consuming nothing, on a partial
-        frame or a typed buffer of another dtype."""
+        frames now due, as ``bytes``. ``data`` is raw bytes or an array of this resampler's
+        dtype, 1-D or C-contiguous (frames, channels). Raises, consuming nothing, ValueError
+        on a partial frame or another shape, TypeError on another dtype."""
         cdef InBuf b
-        _pcm_acquire(data, &b, self.st.dtype)
+        acquire(data, &b, self._accept, self.st.channels)
         try:
             # (a partial frame: c_process raises before anything is consumed)
             out = PyBytes_FromStringAndSize(
@@ -218,11 +187,11 @@ cdef class Resampler:
         cdef InBuf b
         cdef OutBuf o
         cdef Py_ssize_t need
-        _pcm_acquire(data, &b, self.st.dtype)
+        acquire(data, &b, self._accept, self.st.channels)
         try:
             if b.len % self._frame_bytes:
                 raise ValueError(self._frames_error(b.len))
-            out_acquire(out, &o)
+            out_acquire(out, &o, self._accept, self.st.channels)
             try:
                 need = self.c_output_samples(b.len // self._frame_bytes) * self._frame_bytes
                 if o.len < need:
@@ -270,7 +239,7 @@ cdef class Resampler:
         computed in one pass (the skipped frames are not computed). Resets afterwards."""
         cdef InBuf b
         cdef int64_t frames, n_out, total
-        _pcm_acquire(data, &b, self.st.dtype)
+        acquire(data, &b, self._accept, self.st.channels)
         try:
             if b.len % self._frame_bytes:
                 raise ValueError(self._frames_error(b.len))

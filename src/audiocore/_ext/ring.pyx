@@ -5,7 +5,9 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 
-from audiocore._ext._buffer cimport InBuf, OutBuf, in_acquire, in_release, out_acquire, out_release
+from audiocore._ext._buffer cimport (
+    ACCEPT_PCM16, InBuf, OutBuf, in_release, out_acquire, out_release, pcm_acquire,
+)
 
 from audiocore._ext.errors import BufferFullError
 
@@ -92,9 +94,10 @@ cdef class RingBuffer:
     # ---------------------------------------------------------------- Python API
 
     def write(self, data) -> int:
-        """Append a bytes-like object; returns the number of its bytes now held."""
+        """Append raw bytes or int16 PCM (an int16 array); returns the number of its bytes now
+        held."""
         cdef InBuf b
-        in_acquire(data, &b)
+        pcm_acquire(data, &b, 0)
         try:
             self.c_write(b.ptr, b.len)
             return b.len if b.len < self._cap else self._cap
@@ -115,7 +118,7 @@ cdef class RingBuffer:
         returns how many."""
         cdef OutBuf o
         cdef Py_ssize_t n
-        out_acquire(buf, &o)
+        out_acquire(buf, &o, ACCEPT_PCM16, 0)
         n = o.len if o.len < self._size else self._size
         self.c_peek(o.ptr, n)
         self.c_skip(n)

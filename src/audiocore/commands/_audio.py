@@ -17,14 +17,11 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from audiocore._ext.errors import AudioCoreError, DecodeError
 from audiocore._ext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
-from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket
-from audiocore._ext.opus import OPUS_RATES, OpusDecoder, OpusEncoder
-from audiocore._ext.rechunk import Rechunker
+from audiocore._ext.opus import OPUS_RATES
 from audiocore._ext.resample import Resampler
+from audiocore.oggfile import OggOpusFileReader, OggOpusFileWriter
 
 EXTENSIONS = {
     ".wav": "wav", ".raw": "raw", ".pcm": "raw", ".s16": "raw", ".opus": "opus", ".ogg": "opus",
@@ -127,94 +124,32 @@ class RawSource(Source):
 
 
 class OpusSource(Source):
-    """An Ogg Opus file decoded with :class:`audiocore.OpusDecoder` at ``decode_rate``, from
-    the end of pre-skip to the end granule, output gain applied."""
+    """An Ogg Opus file decoded by :class:`audiocore.oggfile.OggOpusFileReader` at ``rate``
+    (which the caller may set before :meth:`blocks`), pre-skip, gain and end trimming applied."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self.size = path.stat().st_size
         try:
-            self._read_head()
-        except BaseException:
-            self.f.close()
-            raise
-
-    def _read_head(self) -> None:
-        path = self.path
-        self.reader = OggOpusReader()
-        self.early: list[tuple[list[OggPacket], int]] = []
-        while self.reader.head is None:
-            chunk = self.f.read(_BLOCK)
-            if not chunk:
-                raise AudioFileError(f"{path}: no OpusHead: not an Ogg Opus file")
-            self.early.append((self._feed(chunk), len(chunk)))
-        head = self.reader.head
-        if head.mapping_family != 0:
-            raise AudioFileError(f"{path}: channel mapping family {head.mapping_family}; only 0 (mono, stereo)")
-        self.channels = head.channels
-        self.nominal_rate = head.input_rate or 48000
+            self.reader = OggOpusFileReader(path)
+        except DecodeError as exc:
+            raise AudioFileError(f"{path}: {exc}") from None
+        self.channels = self.reader.channels
+        self.nominal_rate = self.reader.input_rate or 48000
         self.rate = 48000
-        self.serial = self.reader.serial
 
-    def _feed(self, chunk: bytes) -> list[OggPacket]:
+    def blocks(self) -> Iterator[tuple[bytes, int]]:
+        self.reader.rate = self.rate
+        seen = 0
         try:
-            return list(self.reader.feed(chunk))
+            for pcm in self.reader.blocks():
+                yield pcm, self.reader.bytes_read - seen
+                seen = self.reader.bytes_read
         except DecodeError as exc:
             raise AudioFileError(f"{self.path}: {exc}") from None
 
-    def blocks(self) -> Iterator[tuple[bytes, int]]:
-        head = self.reader.head
-        assert head is not None
-        factor = 48000 // self.rate
-        dec = OpusDecoder(self.rate, self.channels)
-        fb = 2 * self.channels
-        pre_skip = head.pre_skip // factor
-        gain = 10 ** (head.output_gain / 256 / 20)
-        buf = bytearray()
-        done = decoded = 0  # positions in decoded samples at self.rate
-        offset: int | None = None  # a start offset (first granule beyond its samples)
-
-        def emit(limit: int) -> bytes:
-            nonlocal done
-            limit = min(limit, decoded)
-            if limit <= done:
-                return b""
-            start = max(done, pre_skip)
-            out = bytes(buf[(start - done) * fb : (limit - done) * fb]) if limit > start else b""
-            del buf[: (limit - done) * fb]
-            done = limit
-            if out and gain != 1.0:
-                scaled = np.frombuffer(out, "<i2").astype(np.float64) * gain
-                out = np.clip(np.rint(scaled), -32768, 32767).astype("<i2").tobytes()
-            return out
-
-        def packets() -> Iterator[tuple[list[OggPacket], int]]:
-            yield from self.early
-            while chunk := self.f.read(_BLOCK):
-                yield self._feed(chunk), len(chunk)
-
-        for batch, nbytes in packets():
-            out = []
-            for p in batch:
-                if p.serial != self.serial:
-                    raise AudioFileError(f"{self.path}: chained Ogg streams are not supported")
-                try:
-                    pcm = dec.decode(p.data)
-                except DecodeError as exc:
-                    raise AudioFileError(f"{self.path}: {exc}") from None
-                buf += pcm
-                decoded += len(pcm) // fb
-                granule = p.granule
-                if granule >= 0:
-                    if offset is None:
-                        offset = max(0, granule // factor - decoded)
-                    out.append(emit(granule // factor - offset))
-            yield b"".join(out), nbytes
-        # whatever follows the last granule is padding: dropped
-
     def close(self) -> None:
-        self.f.close()
+        self.reader.close()
 
 
 def open_source(path: Path, fmt: str, in_rate: int | None, channels: int | None) -> Source:
@@ -280,9 +215,9 @@ class RawSink(Sink):
 
 
 class OpusSink(Sink):
-    """Ogg Opus: :class:`audiocore.OpusEncoder` at ``rate`` if libopus takes it (else at 48
-    kHz: the caller resamples), ``frame_ms`` packets, pages of about a second, OpusHead input
-    rate ``nominal_rate``; the last page's granule is trimmed to the exact input length."""
+    """Ogg Opus by :class:`audiocore.oggfile.OggOpusFileWriter` at ``rate`` if libopus takes it
+    (else at 48 kHz: the caller resamples), ``frame_ms`` packets, pages of about a second,
+    OpusHead input rate ``nominal_rate``; the last page trimmed to the exact input length."""
 
     def __init__(self, path: Path, nominal_rate: int, channels: int, *, bitrate: int | None = None,
                  frame_ms: float = 20, application: str = "audio") -> None:
@@ -290,45 +225,14 @@ class OpusSink(Sink):
             raise AudioFileError(f"Ogg Opus output takes 1 or 2 channels, not {channels}")
         self.rate = nominal_rate if nominal_rate in OPUS_RATES else 48000
         self.channels = channels
-        self.encoder = OpusEncoder(self.rate, channels, application, bitrate=bitrate)  # type: ignore[arg-type]
-        self.factor = 48000 // self.rate
-        self.pre_skip = self.encoder.lookahead * self.factor
-        self.writer = OggOpusWriter(channels, input_rate=nominal_rate, pre_skip=self.pre_skip, max_page_ms=1000)
-        self.frame_bytes = int(self.rate * frame_ms / 1000) * 2 * channels
-        self.f = open(path, "wb")  # noqa: SIM115 - closed by close()
-        self.f.write(self.writer.headers())
-        self.frames = Rechunker(self.frame_bytes)
-        self.samples = 0  # input samples per channel, at self.rate
-        self.last: bytes | None = None  # the newest packet, written at close with the trimmed page
-        self.packets = 0  # packets encoded
+        self.writer = OggOpusFileWriter(path, self.rate, channels, bitrate=bitrate, frame_ms=frame_ms,
+                                        application=application, input_rate=nominal_rate)
 
     def write(self, pcm: bytes) -> None:
-        self.samples += len(pcm) // (2 * self.channels)
-        for frame in self.frames.push(pcm):
-            self._packet(self.encoder.encode(frame))
-
-    def _packet(self, packet: bytes) -> None:
-        if self.last is not None:
-            self.f.write(self.writer.write(self.last))
-        self.last = packet
-        self.packets += 1
+        self.writer.write(pcm)
 
     def close(self) -> None:
-        # The packets must cover the encoder's lookahead (pre_skip) plus every input sample:
-        # pad the last frame, then encode silence until they do; the EOS page's granule is
-        # trimmed back to the exact end (RFC 7845 end trimming).
-        fb = self.frame_bytes
-        frame48 = fb // (2 * self.channels) * self.factor
-        need = self.pre_skip + self.samples * self.factor
-        for frame in self.frames.flush(pad=True):
-            self._packet(self.encoder.encode(frame))
-        while self.packets * frame48 < need:
-            self._packet(self.encoder.encode(bytes(fb)))
-        if self.last is None:
-            self.f.write(self.writer.close())
-        else:
-            self.f.write(self.writer.close(self.last, end_trim=self.packets * frame48 - need))
-        self.f.close()
+        self.writer.close()
 
 
 def open_sink(path: Path, fmt: str, rate: int, channels: int, *, bitrate: int | None = None,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import shutil
 import subprocess
 import sys
@@ -97,18 +98,21 @@ async def _acs_call(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
 
 async def _sora_pass(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
     from audiocore.gateway.config import SoraConfig
-    from audiocore.gateway.peers.sora_client import packets_from_pcm, stream_opus
+    from audiocore.gateway.peers.sora_client import basic_authorization, packets_from_pcm, stream_opus
     from audiocore.gateway.sora import SoraServer
     from audiocore.resampling import resample
 
     ogg_dir = out / "sora"
     ogg_dir.mkdir(exist_ok=True)
     packets = packets_from_pcm(resample(speech, rate, 48000), 48000)
+    password = secrets.token_urlsafe(16)  # callers authenticate, as in production
     config = SoraConfig(listen_port=0, service="ogg", ogg_dir=str(ogg_dir),
-                        audio_streaming_header=True)
+                        audio_streaming_header=True, basic_auth_username="sora",
+                        basic_auth_password=password)
     async with SoraServer(config) as server:
         result = await stream_opus(server.url + "/speech", packets, header_mode=True,
-                                   realtime=True, session_id="demo", connection_id="call1")
+                                   realtime=True, session_id="demo", connection_id="call1",
+                                   headers=[basic_authorization("sora", password)])
     return {"status": result.status, "packets_sent": result.packets_sent,
             "lines": [line.decode(errors="replace").strip() for line in result.lines],
             "sent": packets, "file": str(ogg_dir / "demo-call1.ogg")}

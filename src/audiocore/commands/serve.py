@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from audiocore.gateway.config import SoraConfig
 
+#: Environment variable read for basic_auth_password (a flag's value shows in ``ps``).
+PASSWORD_ENV = "AUDIOCORE_SORA_BASIC_AUTH_PASSWORD"
 HELP = "run a gateway: 'serve sora' (Sora audio streaming, HTTP/2) or 'serve bridge' (ACS <-> realtime)"
 
 
@@ -47,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         "ogg_dir": "where the ogg service writes {session}-{connection}.ogg",
         "audio_streaming_header": "header mode (20-byte header per packet); raw mode without it",
         "listen_port": "TCP port (0: any free port; printed at start)",
+        "basic_auth_password": "basic auth password (better: the config file, or the environment "
+                               "variable AUDIOCORE_SORA_BASIC_AUTH_PASSWORD)",
+        "skip_basic_auth": "accept callers without credentials (required explicitly when none are set)",
     }
     for f in dataclasses.fields(SoraConfig):
         if f.name == "ignored":
@@ -72,9 +78,12 @@ def sora_main(argv: list[str]) -> int:
         for f in dataclasses.fields(SoraConfig)
         if f.name != "ignored" and getattr(args, f.name) is not None
     }
+    secret = os.environ.get(PASSWORD_ENV)
+    if secret and "basic_auth_password" not in overrides:
+        overrides["basic_auth_password"] = secret  # kept out of the process list
     try:
         config = load_config(args.config) if args.config else SoraConfig()
-        config = config.replace(**overrides)
+        config = config.replace(**overrides).require_auth_decision()
     except ConfigError as exc:
         print(f"audiocore serve sora: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import h2.config
@@ -25,6 +26,64 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #: Flow-control window we grant each stream (bytes); the connection gets ``CONNECTION_WINDOW``.
 STREAM_WINDOW = 1 << 18
 CONNECTION_WINDOW = 1 << 24
+#: Seconds a connection closed for a flood keeps reading (and discarding) before it is cut.
+LINGER_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FloodLimits:
+    """Per-connection budgets of frames that are cheap to send and costly to handle, each per
+    ``window_s`` (a fixed window, restarted when it has passed): ``streams`` new streams
+    (HEADERS of a stream id above every earlier one), ``resets`` RST_STREAM, ``control`` PING,
+    SETTINGS, PRIORITY and frames of unknown type, ``empty`` DATA frames with no payload and
+    no END_STREAM."""
+
+    window_s: float
+    streams: int
+    resets: int
+    control: int
+    empty: int
+
+
+class FloodMeter:
+    """Counts one connection's frames against :class:`FloodLimits`. :meth:`frame` sees each
+    frame header before ``h2`` parses the frame and names the budget the frame exceeds."""
+
+    __slots__ = ("limits", "counts", "started", "highest_stream")
+
+    def __init__(self, limits: FloodLimits, now: float) -> None:
+        self.limits = limits
+        self.counts = {"streams": 0, "resets": 0, "control": 0, "empty": 0}
+        self.started = now
+        self.highest_stream = 0
+
+    def tick(self, now: float) -> None:
+        """Start a new window if the current one has passed."""
+        if now - self.started >= self.limits.window_s:
+            self.started = now
+            for name in self.counts:
+                self.counts[name] = 0
+
+    def frame(self, kind: int, flags: int, length: int, stream_id: int) -> str | None:
+        """Count a frame; the name of the budget it exceeds, or None."""
+        if kind == 0:  # DATA
+            if length or flags & 0x1:
+                return None
+            name = "empty"
+        elif kind == 1:  # HEADERS: a new stream, or trailers
+            if stream_id <= self.highest_stream:
+                return None
+            self.highest_stream = stream_id
+            name = "streams"
+        elif kind == 3:
+            name = "resets"
+        elif kind in (2, 4, 6) or kind > 9:  # PRIORITY, SETTINGS, PING, unknown
+            name = "control"
+        else:  # PUSH_PROMISE, GOAWAY, WINDOW_UPDATE, CONTINUATION: h2 bounds or rejects them
+            return None
+        count = self.counts[name] + 1
+        self.counts[name] = count
+        return name if count > getattr(self.limits, name) else None
 
 
 def wake(waiter: asyncio.Future[Any] | None, exc: BaseException | None = None) -> None:
@@ -60,6 +119,15 @@ class H2Protocol(asyncio.Protocol):
         self._goaway_need = 0
         #: The peer's graceful GOAWAY: the last stream id it will process (None: none yet).
         self.peer_goaway: int | None = None
+        #: Frame budgets (server side; None: not counted) and the one exceeded, if any.
+        self.flood: FloodMeter | None = None
+        self.flooded: str | None = None
+        #: Bytes queued on the transport past which the peer is cut off (0: no bound).
+        self.max_write_buffer = 0
+        #: Our side is half-closed (lingering after a flood): nothing more is written.
+        self.write_closed = False
+        #: Stream ids reset by the peer in the read being dispatched.
+        self.reset_in_batch: set[int | None] = set()
 
     # ------------------------------------------------------------------ set-up
 
@@ -83,13 +151,28 @@ class H2Protocol(asyncio.Protocol):
 
     def feed_h2(self, data: bytes) -> None:
         """Hand received bytes to h2 and dispatch the events; a protocol violation ends the
-        connection with GOAWAY."""
+        connection with GOAWAY; a frame over a flood budget ends it with GOAWAY
+        ENHANCE_YOUR_CALM, the frames before it handled as usual, none after it parsed."""
+        if self.flooded is not None:
+            return
+        if self.flood is not None:
+            self.flood.tick(asyncio.get_running_loop().time())
         data = self._filter_goaway(data)
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             self.protocol_error(exc)
             return
+        if self.flooded is not None:
+            self._dispatch(events)
+            self.calm_down(self.flooded)
+            return
+        self._dispatch(events)
+
+    def _dispatch(self, events: list[h2.events.Event]) -> None:
+        # Streams the peer opened and reset within this read (rapid reset): subclasses may
+        # skip setting them up at all.
+        self.reset_in_batch = {e.stream_id for e in events if isinstance(e, h2.events.StreamReset)}
         for event in events:
             if isinstance(event, h2.events.WindowUpdated):
                 self._wake_window(event.stream_id)
@@ -143,6 +226,14 @@ class H2Protocol(asyncio.Protocol):
                     intact = False  # held for the next read
                     break
                 length, kind = int.from_bytes(self._hdr[:3], "big"), self._hdr[3]
+                if self.flood is not None:
+                    sid = int.from_bytes(self._hdr[5:9], "big") & 0x7FFFFFFF
+                    over = self.flood.frame(kind, self._hdr[4], length, sid)
+                    if over is not None:  # stop before this frame: h2 never sees it
+                        self.flooded = over
+                        self._hdr = b""
+                        intact = False
+                        break
                 if kind == 7 and length >= 8:
                     intact = False
                     self._goaway, self._goaway_need = bytearray(self._hdr), length
@@ -154,6 +245,25 @@ class H2Protocol(asyncio.Protocol):
 
     def goaway_received(self, last_stream_id: int) -> None:
         """The peer sent a graceful GOAWAY (override)."""
+
+    def calm_down(self, budget: str) -> None:
+        """A flood budget was exceeded: GOAWAY ENHANCE_YOUR_CALM and close (override to count
+        it; call this)."""
+        try:
+            self.conn.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        except h2.exceptions.ProtocolError:
+            pass
+        self.flush_now()
+        transport = self.transport
+        if transport is None:
+            return
+        # Lingering close: closing with the flood still arriving would reset the connection
+        # and could destroy the GOAWAY before the peer reads it. Half-close, discard what
+        # comes (feed_h2 ignores it from now on) for LINGER_S, then cut.
+        self.write_closed = True
+        if transport.can_write_eof():
+            transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_S, transport.abort)
 
     def protocol_error(self, exc: Exception) -> None:
         code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
@@ -207,8 +317,17 @@ class H2Protocol(asyncio.Protocol):
         """Write what h2 has queued, now."""
         self._flush_pending = False
         data = self.conn.data_to_send()
-        if data and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        transport = self.transport
+        if data and transport is not None and not transport.is_closing() and not self.write_closed:
+            transport.write(data)
+            if self.max_write_buffer and transport.get_write_buffer_size() > self.max_write_buffer:
+                self.write_overflow()
+
+    def write_overflow(self) -> None:
+        """More than ``max_write_buffer`` bytes wait for a peer that does not read (control
+        frame replies, window updates): drop the connection (override to count it; call this)."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def _wake_window(self, stream_id: int, exc: BaseException | None = None) -> None:
         targets: Sequence[int] = list(self._windows) if stream_id == 0 else [stream_id]
@@ -232,8 +351,9 @@ class H2Protocol(asyncio.Protocol):
                 raise ConnectionResetError("connection closed")
             try:
                 window = self.conn.local_flow_control_window(stream_id)
-            except h2.exceptions.StreamClosedError:
+            except h2.exceptions.ProtocolError:  # the stream, or the whole connection, is closed
                 raise ConnectionResetError("stream closed") from None
+            await self.drain()  # before writing: a paused transport takes no more
             if n - pos and window <= 0:
                 waiter = self._windows.get(stream_id)
                 if waiter is None:
@@ -244,7 +364,7 @@ class H2Protocol(asyncio.Protocol):
             last = pos + size == n
             try:
                 self.conn.send_data(stream_id, data[pos : pos + size], end_stream=end_stream and last)
-            except h2.exceptions.StreamClosedError:
+            except h2.exceptions.ProtocolError:
                 raise ConnectionResetError("stream closed") from None
             self.flush()
             pos += size

@@ -74,7 +74,38 @@ class SoraConfig:
     #: SETTINGS_MAX_FRAME_SIZE we announce (16384-16777215).
     http2_max_read_frame_size: int = 16384
     #: Close a connection with no open stream after this many seconds (0: never).
-    http2_idle_timeout: int = 0
+    http2_idle_timeout: int = 120
+    #: HTTP basic authentication (RFC 7617) of every request but ``GET /.ok``: both set, or
+    #: ``skip_basic_auth = true`` said explicitly; with neither the server refuses to start.
+    skip_basic_auth: bool = False
+    basic_auth_username: str = ""
+    basic_auth_password: str = field(default="", repr=False)  # a secret: never in a repr or log
+    #: Serve ``POST /test`` and ``/dump`` whatever the service (otherwise only the path of the
+    #: configured service is served; the reference serves both always).
+    enable_debug_paths: bool = False
+    #: Connections open at once; more are accepted and closed at once (counted).
+    max_connections: int = 256
+    #: Milliseconds a connection has for its TLS handshake and then its HTTP/2 preface.
+    handshake_timeout_ms: int = 10000
+    #: Reset a stream after this many ms with no DATA from its client and no progress of its
+    #: recognizer or results (0: never; the silence filler does not count as progress).
+    stream_idle_timeout_ms: int = 300_000
+    #: Flood budgets per connection per window of ``http2_flood_window_ms``; past one, GOAWAY
+    #: ENHANCE_YOUR_CALM and the connection closes. Streams opened (HEADERS of a new stream):
+    http2_flood_window_ms: int = 10_000
+    http2_max_new_streams: int = 1000
+    #: RST_STREAM frames received.
+    http2_max_resets: int = 100
+    #: PING, SETTINGS, PRIORITY and unknown-type frames received.
+    http2_max_control_frames: int = 100
+    #: DATA frames with no payload and no END_STREAM.
+    http2_max_empty_frames: int = 100
+    #: Bytes queued for a connection's socket past which a peer that does not read is cut off.
+    max_write_buffer_bytes: int = 1 << 20
+    #: Packets, and bytes (payload + 20 per packet), waiting for a stream's recognizer past
+    #: which its DATA is no longer acknowledged (the client's window closes).
+    stream_max_queued_packets: int = 256
+    stream_max_queued_bytes: int = 1 << 16
     #: Milliseconds ``close()`` lets open streams finish before cutting them.
     shutdown_timeout_ms: int = 5000
     #: The ``http`` example recognizer's upstream URL (``http://`` h2c or ``https://``).
@@ -100,6 +131,24 @@ class SoraConfig:
         _bounded("http2_max_concurrent_streams", self.http2_max_concurrent_streams, 1, (1 << 31) - 1)
         _bounded("http2_max_read_frame_size", self.http2_max_read_frame_size, 16384, (1 << 24) - 1)
         _bounded("http2_idle_timeout", self.http2_idle_timeout, 0, 1 << 31)
+        _bounded("max_connections", self.max_connections, 1, 1 << 20)
+        _bounded("handshake_timeout_ms", self.handshake_timeout_ms, 1, 3_600_000)
+        _bounded("stream_idle_timeout_ms", self.stream_idle_timeout_ms, 0, 1 << 31)
+        _bounded("http2_flood_window_ms", self.http2_flood_window_ms, 1, 3_600_000)
+        for key in ("http2_max_new_streams", "http2_max_resets", "http2_max_control_frames",
+                    "http2_max_empty_frames"):
+            _bounded(key, getattr(self, key), 1, 1 << 31)
+        _bounded("max_write_buffer_bytes", self.max_write_buffer_bytes, 1 << 16, 1 << 31)
+        _bounded("stream_max_queued_packets", self.stream_max_queued_packets, 4, 1 << 20)
+        _bounded("stream_max_queued_bytes", self.stream_max_queued_bytes, 1024, 1 << 30)
+        if self.skip_basic_auth and (self.basic_auth_username or self.basic_auth_password):
+            raise ConfigError("skip_basic_auth = true with basic_auth_username/password set: "
+                              "choose one", "skip_basic_auth")
+        if bool(self.basic_auth_username) != bool(self.basic_auth_password):
+            raise ConfigError("basic_auth_username and basic_auth_password go together",
+                              "basic_auth_password" if self.basic_auth_username else "basic_auth_username")
+        if ":" in self.basic_auth_username:
+            raise ConfigError("basic_auth_username: may not contain ':' (RFC 7617)", "basic_auth_username")
         _bounded("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 3_600_000)
         if not self.service:
             raise ConfigError("service: empty", "service")
@@ -107,6 +156,14 @@ class SoraConfig:
             raise ConfigError("https needs tls_fullchain_file and tls_privkey_file", "https")
         if self.tls_verify_cacert_path and not self.https:
             raise ConfigError("tls_verify_cacert_path needs https = true", "tls_verify_cacert_path")
+        return self
+
+    def require_auth_decision(self) -> SoraConfig:
+        """Self if callers are authenticated or ``skip_basic_auth`` was said explicitly; a
+        :class:`ConfigError` otherwise (the reference accepts anyone then: we refuse to start)."""
+        if not self.skip_basic_auth and not self.basic_auth_username:
+            raise ConfigError("no caller authentication: set basic_auth_username and basic_auth_password, "
+                              "or skip_basic_auth = true (--skip-basic-auth) to accept anyone", "skip_basic_auth")
         return self
 
     @property
@@ -124,12 +181,14 @@ _FIELDS = {f.name: f for f in dataclasses.fields(SoraConfig) if f.name != "ignor
 _TYPES: dict[str, type] = {name: type(f.default) for name, f in _FIELDS.items()}  # bool, int or str
 
 #: Keys of the reference gateway (Suzu) this gateway accepts and ignores: its logging,
-#: Prometheus exporter, basic auth, retry and cloud-service settings.
+#: Prometheus exporter, retry and cloud-service settings. None of them weakens security when
+#: ignored (audited: no exporter port is opened, logs go to stderr, no cloud credentials are
+#: read); a key that would must be implemented or refused, never listed here.
 REFERENCE_ONLY_KEYS = frozenset(
     """debug exporter_https exporter_listen_addr exporter_listen_port log_dir log_name log_stdout
     log_rotate_max_size log_rotate_max_backups log_rotate_max_age log_rotate_compress
     log_message_key_name log_timestamp_key_name debug_console_log debug_console_log_json
-    skip_basic_auth basic_auth_username basic_auth_password max_retry retry_interval_ms
+    max_retry retry_interval_ms
     retry_targets final_result_only minimum_confidence_score minimum_transcribed_time
     aws_region aws_enable_partial_results_stabilization aws_partial_results_stability
     aws_enable_channel_identification aws_credential_file aws_profile aws_result_channel_id

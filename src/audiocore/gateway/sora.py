@@ -17,10 +17,17 @@ A bad body (a length over the limits, an invalid Opus packet) or a recognizer er
 response with a ``{"type":"error","reason":...}`` line. Non-HTTP/2 requests get 400 (``GET
 /.ok`` is answered over HTTP/1.1 too, for load balancers).
 
-Flow control: received DATA is acknowledged at once while fewer than ``QUEUE_HIGH`` bytes of
-a stream's complete packets wait for its recognizer; past that the acknowledgements wait, so
-the client's window closes and memory per stream stays bounded (queue + window + one packet,
-the partial one, which may be larger than the window).
+Flow control: received DATA is acknowledged at once while a stream's queue of complete
+packets waiting for its recognizer is under ``stream_max_queued_packets`` and
+``stream_max_queued_bytes``; past either, DATA is kept unparsed and unacknowledged, so the
+client's window closes and memory per stream stays bounded (queue + window + one packet, the
+partial one, which may be larger than the window).
+
+Defences (docs/gateway-sora.md, Security): basic auth, a connection cap, handshake, connection
+and stream idle timeouts, per-connection frame budgets (GOAWAY ENHANCE_YOUR_CALM past one), a
+bound on bytes queued for a peer that does not read, and an accept loop that backs off at fd
+exhaustion. Every refusal is counted in ``SoraServer.refusals.counts`` and logged at most
+once per reason per interval.
 Everything runs on one event loop; a server object is used from that loop only.
 """
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import ssl
 import time
 from collections import deque
@@ -45,7 +53,11 @@ import hyperframe.frame
 from audiocore._ext.errors import DecodeError, ProtocolError
 from audiocore._ext.ogg import OggOpusWriter
 from audiocore._ext.opus import opus_packet_samples
-from audiocore.gateway._h2 import PREFACE, STREAM_WINDOW, H2Protocol, wake
+from audiocore.gateway._accept import Acceptor, listening_socket
+from audiocore.gateway._h2 import PREFACE, STREAM_WINDOW, FloodLimits, FloodMeter, H2Protocol, wake
+from audiocore.gateway._logsafe import clip
+from audiocore.gateway._refusals import Refusals
+from audiocore.gateway.auth import AuthError, BasicAuth
 from audiocore.gateway.config import SoraConfig
 from audiocore.gateway.recognizers import (
     RECOGNIZERS,
@@ -63,16 +75,22 @@ __all__ = ["QUEUE_HIGH", "SoraServer", "server_ssl_context"]
 
 log = logging.getLogger("audiocore.gateway.sora")
 
-#: Bytes of packets waiting for a stream's recognizer past which DATA is not acknowledged.
+#: Default bytes of packets waiting for a stream's recognizer past which DATA is not
+#: acknowledged (``stream_max_queued_bytes``).
 QUEUE_HIGH = 1 << 16
-_QUEUE_LOW = 1 << 14
 #: Largest HTTP/1.1 request head read before answering (bytes).
 _H1_MAX_HEAD = 1 << 14
 #: Seconds a stream whose client went away may take to finish its recognizer's work.
 _ABORT_GRACE = 10.0
-#: Seconds a connection may take to send the HTTP/2 preface or an HTTP/1.1 request head.
-_FIRST_BYTES_TIMEOUT = 10.0
+#: Seconds the accept loop rests when the process is out of file descriptors.
+_ACCEPT_BACKOFF = 1.0
+#: Bytes each queued packet is charged besides its payload (its header's size).
+_PACKET_COST = sora.HEADER_BYTES
+#: Bytes of a DATA frame parsed before the queue bound is checked again (at most 204 packets).
+_PARSE_SLICE = 4096
 _SPEECH_PATHS = ("/speech", "/test", "/dump")
+#: HTTP/2 error code CANCEL (RFC 9113 section 7): a stream closed for idling.
+_CANCEL = 0x8
 _END = object()
 
 
@@ -107,15 +125,23 @@ class SoraServer:
         recognizers: Mapping[str, Recognizer] | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.config = (config or SoraConfig()).checked()
+        self.config = (config or SoraConfig()).checked().require_auth_decision()
         self._recognizers: dict[str, Recognizer] = dict(recognizers or {})
         self._ssl = ssl_context
-        self._server: asyncio.Server | None = None
+        self._acceptor: Acceptor | None = None
+        self._accepting: set[asyncio.Task[None]] = set()  # TLS handshakes under way
+        self._stopped: asyncio.Event | None = None
         self._port: int | None = None
         self.connections: set[_Connection] = set()
         self.closing = False
         self._idle = asyncio.Event()
         self.version = _version()
+        #: Refusals by reason (``refusals.counts``), each logged at most once per 10 s.
+        self.refusals = Refusals(log)
+        c = self.config
+        self.auth = BasicAuth(c.basic_auth_username, c.basic_auth_password) if c.basic_auth_username else None
+        self.flood_limits = FloodLimits(c.http2_flood_window_ms / 1000, c.http2_max_new_streams,
+                                        c.http2_max_resets, c.http2_max_control_frames, c.http2_max_empty_frames)
         if self.config.service not in self._recognizers and self.config.service not in RECOGNIZERS:
             raise ValueError(f"unknown service {self.config.service!r}; known: "
                              f"{', '.join(sorted({*RECOGNIZERS, *self._recognizers}))}")
@@ -131,17 +157,46 @@ class SoraServer:
         """Bind and listen (``listen_port`` 0: any free port, see :attr:`port`). The
         configured service's recognizer is made first, so a bad setting fails here."""
         self.recognizer(self.config.service)
-        context = None
+        self._context = None
         if self.config.https:
-            context = self._ssl or server_ssl_context(self.config)
+            self._context = self._ssl or server_ssl_context(self.config)
+        sock = listening_socket(self.config.listen_addr, self.config.listen_port)
+        self._acceptor = Acceptor(sock, self._accepted, self._exhausted, self._accept_failed, _ACCEPT_BACKOFF)
+        self._acceptor.start()
+        self._stopped = asyncio.Event()
+        self._port = int(sock.getsockname()[1])
+        log.info("listening on %s (service %s, %s mode%s)", self.url, self.config.service,
+                 "header" if self.config.audio_streaming_header else "raw",
+                 ", basic auth" if self.auth else ", NO caller authentication (skip_basic_auth)")
+
+    def _accepted(self, sock: socket.socket) -> None:
+        if len(self.connections) + len(self._accepting) >= self.config.max_connections:
+            self.refusals.refuse("connection cap", f"{self.config.max_connections} connections open")
+            sock.close()
+            return
+        task = asyncio.get_running_loop().create_task(self._handshake(sock))
+        self._accepting.add(task)
+        task.add_done_callback(self._accepting.discard)
+
+    async def _handshake(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Connection(self), self.config.listen_addr, self.config.listen_port,
-            ssl=context, ssl_handshake_timeout=10.0 if context else None, reuse_address=True,
-        )
-        self._port = int(self._server.sockets[0].getsockname()[1])
-        log.info("listening on %s (service %s, %s mode)", self.url, self.config.service,
-                 "header" if self.config.audio_streaming_header else "raw")
+        try:
+            await loop.connect_accepted_socket(
+                lambda: _Connection(self), sock, ssl=self._context,
+                ssl_handshake_timeout=self.config.handshake_timeout_ms / 1000 if self._context else None)
+        except asyncio.CancelledError:
+            sock.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failed handshake: count it, drop the socket
+            self.refusals.refuse("handshake failed", f"{type(exc).__name__}: {exc}", logging.INFO)
+            sock.close()
+
+    def _exhausted(self, exc: OSError) -> None:
+        self.refusals.refuse("out of file descriptors", f"{exc.strerror}; accepting again in "
+                             f"{_ACCEPT_BACKOFF:g} s", logging.ERROR)
+
+    def _accept_failed(self, exc: OSError) -> None:
+        self.refusals.refuse("accept failed", str(exc.strerror), logging.INFO)
 
     @property
     def port(self) -> int:
@@ -157,17 +212,19 @@ class SoraServer:
         return f"{'https' if self.config.https else 'http'}://{host}:{self.port}"
 
     async def serve_forever(self) -> None:
-        """Run until cancelled."""
-        assert self._server is not None, "start() first"
-        await self._server.serve_forever()
+        """Run until cancelled or closed."""
+        assert self._stopped is not None, "start() first"
+        await self._stopped.wait()
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop listening, send GOAWAY, let open streams finish for ``timeout`` seconds
         (default ``shutdown_timeout_ms``), then cut what is left and close the recognizers."""
-        if self._server is None:
+        if self._acceptor is None:
             return
         self.closing = True
-        self._server.close()
+        self._acceptor.close()
+        for task in list(self._accepting):
+            task.cancel()
         for conn in list(self.connections):
             conn.goaway()
         wait = self.config.shutdown_timeout_ms / 1000 if timeout is None else timeout
@@ -181,7 +238,9 @@ class SoraServer:
             await conn.abort()
         for rec in self._recognizers.values():
             await rec.aclose()
-        self._server = None
+        self._acceptor = None
+        assert self._stopped is not None
+        self._stopped.set()
 
     def _gone(self, conn: _Connection) -> None:
         self.connections.discard(conn)
@@ -216,22 +275,27 @@ class _Connection(H2Protocol):
         self.goaway_sent: int | None = None
         self.peer: Any = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self.max_write_buffer = self.config.max_write_buffer_bytes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.server.connections.add(self)
         self.peer = transport.get_extra_info("peername")
+        if self.server.closing:
+            self.transport.abort()  # type: ignore[union-attr]
+            return
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             if ssl_object.selected_alpn_protocol() == "h2":
                 self._start_h2()
             else:
                 self.mode = "h1"
-        asyncio.get_running_loop().call_later(_FIRST_BYTES_TIMEOUT, self._check_started)
+        asyncio.get_running_loop().call_later(self.config.handshake_timeout_ms / 1000, self._check_started)
         self._arm_idle()
 
     def _check_started(self) -> None:
         if (self.mode is None or (self.mode == "h1" and not self.answered)) and self.transport is not None:
+            self.server.refusals.refuse("handshake timeout", str(self.peer), logging.INFO)
             self.transport.close()  # no HTTP/2 preface, nor a whole HTTP/1.1 request head, in time
 
     def _start_h2(self) -> None:
@@ -244,6 +308,7 @@ class _Connection(H2Protocol):
             codes.MAX_HEADER_LIST_SIZE: 1 << 16,
             codes.ENABLE_PUSH: 0,
         })
+        self.flood = FloodMeter(self.server.flood_limits, asyncio.get_running_loop().time())
         if self.server.closing:
             self.goaway()
 
@@ -282,7 +347,8 @@ class _Connection(H2Protocol):
             status, body = 200, self._version_body()
         elif target.decode("latin-1") in _SPEECH_PATHS:
             status, body = 400, b""  # Sora's audio streaming is HTTP/2 only
-            log.info("refused a non-HTTP/2 request for %s from %s", target.decode("latin-1"), self.peer)
+            self.server.refusals.refuse("HTTP/1.1 request for a Sora path",
+                                        f"{clip(target)} from {self.peer}", logging.INFO)
         elif len(request_line) != 3 or not request_line[2].startswith(b"HTTP/1."):
             status, body = 400, b""
         else:
@@ -327,6 +393,8 @@ class _Connection(H2Protocol):
             self.close_transport()
 
     def _request(self, sid: int, headers: list[tuple[bytes, bytes]], ended: bool) -> None:
+        if sid in self.reset_in_batch:
+            return  # opened and reset in one read: nothing to answer, nothing to set up
         if self.goaway_sent is not None and sid > self.goaway_sent:
             self.reset_stream(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
@@ -342,7 +410,19 @@ class _Connection(H2Protocol):
             else:
                 self.respond(sid, 405, b"", ended)
             return
-        if path not in _SPEECH_PATHS:
+        refusals = self.server.refusals
+        auth = self.server.auth
+        if auth is not None:
+            given = next((value for name, value in headers if name.lower() == b"authorization"), None)
+            try:
+                auth.check(given.decode("latin-1") if given is not None else None)
+            except AuthError as exc:
+                refusals.refuse("unauthenticated", f"{exc.reason} from {self.peer}", logging.INFO)
+                self.respond(sid, 401, b"", ended, extra=[("www-authenticate", exc.challenge)])
+                return
+        if path not in _SPEECH_PATHS or not self._path_enabled(path):
+            if path in _SPEECH_PATHS:
+                refusals.refuse("debug path not enabled", path, logging.INFO)
             self.respond(sid, 404, b"", ended)
             return
         if method != b"POST":
@@ -356,7 +436,7 @@ class _Connection(H2Protocol):
         try:
             info_headers = sora.parse_headers(headers)
         except ProtocolError as exc:
-            log.info("stream %d: bad header: %s", sid, exc)
+            refusals.refuse("bad sora header", clip(str(exc)), logging.INFO)
             self.respond(sid, 400, b"", ended)
             return
         service = self.config.service if path == "/speech" else path[1:]
@@ -368,10 +448,17 @@ class _Connection(H2Protocol):
         if ended:
             stream.on_end()
 
-    def respond(self, sid: int, status: int, body: bytes, request_ended: bool, length: int | None = None) -> None:
+    def _path_enabled(self, path: str) -> bool:
+        """``/speech`` always; ``/test`` and ``/dump`` when they are the service, or with
+        ``enable_debug_paths``."""
+        return path == "/speech" or self.config.enable_debug_paths or path[1:] == self.config.service
+
+    def respond(self, sid: int, status: int, body: bytes, request_ended: bool, length: int | None = None,
+                extra: list[tuple[str, str]] | None = None) -> None:
         """A complete response (a bare status when ``body`` is empty); then RST_STREAM
         NO_ERROR if the request is still being sent, so the client stops."""
         headers = [(":status", str(status)), ("content-length", str(len(body) if length is None else length))]
+        headers += extra or []
         if body:
             headers.append(("content-type", "application/json"))
         try:
@@ -388,6 +475,14 @@ class _Connection(H2Protocol):
         if not self.streams:
             self.close_transport()
 
+    def calm_down(self, budget: str) -> None:
+        self.server.refusals.refuse(f"http2 flood ({budget})", f"GOAWAY ENHANCE_YOUR_CALM to {self.peer}")
+        super().calm_down(budget)
+
+    def write_overflow(self) -> None:
+        self.server.refusals.refuse("peer not reading", f"over {self.max_write_buffer} bytes queued for {self.peer}")
+        super().write_overflow()
+
     def stream_done(self, stream: _Stream) -> None:
         self.streams.pop(stream.sid, None)
         if not self.streams:
@@ -400,7 +495,7 @@ class _Connection(H2Protocol):
         """Announce shutdown: streams opened so far finish, newer ones are refused; the
         connection closes when the last stream is done. (Written as a raw frame: h2 would
         refuse all input after its own GOAWAY.)"""
-        if self.goaway_sent is not None or self.transport is None:
+        if self.goaway_sent is not None or self.transport is None or self.write_closed:
             return
         if self.mode != "h2":
             self.transport.close()
@@ -429,6 +524,7 @@ class _Connection(H2Protocol):
     def _on_idle(self) -> None:
         self._idle_timer = None
         if not self.streams:
+            self.server.refusals.refuse("idle connection", str(self.peer), logging.INFO)
             self.goaway()
             self.close_transport()
 
@@ -453,8 +549,14 @@ class _Stream:
                                conn.peer, config)
         self.parser = sora.BodyParser(config.audio_streaming_header, config.max_payload_length)
         self.inbox: deque[object] = deque()
-        self.queued = 0  # payload bytes in the inbox
-        self.deferred = 0  # flow-controlled bytes not yet acknowledged
+        self.max_packets = config.stream_max_queued_packets
+        self.max_bytes = config.stream_max_queued_bytes
+        self.queued_packets = 0  # client packets in the inbox
+        self.queued = 0  # bytes charged for them: payload + _PACKET_COST each
+        # DATA (and its flow length) held unparsed while the queue is full
+        self.backlog: deque[tuple[bytes | memoryview, int]] = deque()
+        self.deferred = 0  # flow-controlled bytes parsed and not yet acknowledged
+        self._input_ending = False  # END_STREAM came while DATA waited in the backlog
         self.client_ended = False  # END_STREAM received
         self.request_done = False  # END_STREAM, reset, or a body error: no more packets
         self.gone = False  # the client cannot receive any more
@@ -464,6 +566,9 @@ class _Stream:
         self._wait = config.wait_ms / 1000
         self._last = self.loop.time()
         self._timer = None if config.disable_silent_packet else self.loop.call_at(self._last + self._wait, self._tick)
+        self._idle_after = config.stream_idle_timeout_ms / 1000
+        self._active = self._last  # last DATA from the client, packet taken or result sent
+        self._idle_timer = self.loop.call_later(self._idle_after, self._check_idle) if self._idle_after else None
         self.task = self.loop.create_task(self.run(), name=f"sora stream {sid}")
 
     # ------------------------------------------------------------------ input side
@@ -473,31 +578,75 @@ class _Stream:
         waiter, self._waiter = self._waiter, None
         wake(waiter)
 
+    def _full(self) -> bool:
+        return self.queued_packets >= self.max_packets or self.queued >= self.max_bytes
+
     def on_data(self, data: bytes, flow: int) -> None:
         if self.request_done:
             self.conn.acknowledge(self.sid, flow)
             return
-        try:
-            packets = self.parser.feed(data)
-            error = None
-        except sora.BodyError as exc:
-            packets, error = exc.packets, exc  # the good packets before the fault still count
-        if packets:
-            now = int(time.time() * 1000)
-            for p in packets:
-                self.queued += len(p.payload)
-                self._push(AudioChunk(p.payload, b"", False, p.timestamp_us, p.sequence, now))
-            self._last = self.loop.time()
+        if data:
+            self._active = self.loop.time()
+        if self.backlog or self._full():  # parsed (and acknowledged) when the queue drains
+            self.backlog.append((data, flow))
+            return
+        self._take(data, flow)
+        if not self._full() and self.deferred:
+            self.conn.acknowledge(self.sid, self.deferred)
+            self.deferred = 0
+
+    def _take(self, data: bytes | memoryview, flow: int) -> None:
+        """Parse ``data`` into the inbox, in header mode ``_PARSE_SLICE`` bytes at a time: once
+        the queue is full the rest goes back to the front of the backlog (so one large DATA
+        frame of tiny packets cannot overfill it). Its flow length joins ``deferred``."""
+        self.deferred += flow
+        view = memoryview(data)
+        step = _PARSE_SLICE if self.parser.header_mode else max(1, len(view))  # raw mode: a frame is a packet
+        pos, error = 0, None
+        while pos < len(view) and error is None:
+            piece = view[pos : pos + step]
+            pos += len(piece)
+            try:
+                packets = self.parser.feed(piece)
+            except sora.BodyError as exc:
+                packets, error = exc.packets, exc  # the good packets before the fault still count
+            if packets:
+                now = int(time.time() * 1000)
+                for p in packets:
+                    self.queued += len(p.payload) + _PACKET_COST
+                    self.queued_packets += 1
+                    self._push(AudioChunk(p.payload, b"", False, p.timestamp_us, p.sequence, now))
+                self._last = self.loop.time()
+            if error is None and pos < len(view) and self._full():
+                self.backlog.appendleft((view[pos:], 0))
+                return
         if error is not None:
-            self.conn.acknowledge(self.sid, flow)
+            for _, held in self.backlog:  # nothing more is parsed: give the window back
+                self.deferred += held
+            self.backlog.clear()
+            self.conn.acknowledge(self.sid, self.deferred)
+            self.deferred = 0
             self._fail(f"PAYLOAD-TOO-LARGE: {error}" if error.field == "length" else str(error))
-        elif self.deferred or self.queued > QUEUE_HIGH:  # complete packets only: _next() releases
-            self.deferred += flow
-        else:
-            self.conn.acknowledge(self.sid, flow)
+
+    def _release(self) -> None:
+        """The queue drained: parse held DATA while there is room, then acknowledge."""
+        while self.backlog and not self._full() and not self.request_done:
+            self._take(*self.backlog.popleft())
+        if self._input_ending and not self.backlog:
+            self._input_ending = False
+            self._end_input()
+        if self.deferred and not self._full():
+            self.conn.acknowledge(self.sid, self.deferred)
+            self.deferred = 0
 
     def on_end(self) -> None:
         self.client_ended = True
+        if self.backlog:
+            self._input_ending = True  # after the held DATA
+            return
+        self._end_input()
+
+    def _end_input(self) -> None:
         if not self.request_done:
             self.request_done = True
             if self.parser.pending:
@@ -510,6 +659,9 @@ class _Stream:
         if self.gone:
             return
         self.gone = True
+        held = sum(flow for _, flow in self.backlog)  # dropped unparsed: the connection window comes back
+        self.backlog.clear()
+        self.conn.acknowledge(self.sid, held)
         if not self.request_done:
             self.request_done = True
             self._push(_END)
@@ -530,7 +682,7 @@ class _Stream:
         now = self.loop.time()
         due = self._last + self._wait
         if now >= due - 0.0005:
-            if not self.inbox and not self.deferred:
+            if not self.inbox and not self.deferred and not self.backlog:
                 self._push(AudioChunk(sora.SILENCE_PACKET, b"", True, None, None, int(time.time() * 1000)))
             self._last = now
             due = now + self._wait
@@ -542,11 +694,28 @@ class _Stream:
             await self._waiter
         item = self.inbox.popleft()
         if isinstance(item, AudioChunk) and not item.filler:
-            self.queued -= len(item.packet)
-            if self.deferred and self.queued <= _QUEUE_LOW:
-                self.conn.acknowledge(self.sid, self.deferred)
-                self.deferred = 0
+            self.queued -= len(item.packet) + _PACKET_COST
+            self.queued_packets -= 1
+            self._active = self.loop.time()
+            if ((self.deferred or self.backlog) and self.queued_packets <= self.max_packets // 4
+                    and self.queued <= self.max_bytes // 4):
+                self._release()
         return item
+
+    def _check_idle(self) -> None:
+        """``stream_idle_timeout_ms`` with no DATA from the client and no progress (a packet
+        taken by the recognizer, a result sent): the stream is reset (CANCEL) and finished as
+        if the client had gone."""
+        self._idle_timer = None
+        if self.gone:
+            return
+        left = self._active + self._idle_after - self.loop.time()
+        if left > 0:
+            self._idle_timer = self.loop.call_later(left, self._check_idle)
+            return
+        self.conn.server.refusals.refuse("idle stream", f"stream {self.sid} of {self.conn.peer}", logging.INFO)
+        self.conn.reset_stream(self.sid, _CANCEL)
+        self.on_gone()
 
     # ------------------------------------------------------------------ the exchange
 
@@ -556,7 +725,7 @@ class _Stream:
             try:
                 rs = await self.recognizer.open(self.info)
             except RecognizerRefused as exc:
-                log.info("stream %d: %s refused: %s", self.sid, self.recognizer.name, exc)
+                log.info("stream %d: %s refused: %s", self.sid, self.recognizer.name, clip(str(exc), 200))
                 self._bare(exc.status)
                 return
             except Exception:
@@ -576,7 +745,7 @@ class _Stream:
         except ConnectionResetError:
             pass
         finally:
-            for timer in (self._timer, self._abort_timer):
+            for timer in (self._timer, self._abort_timer, self._idle_timer):
                 if timer is not None:
                     timer.cancel()
             if rs is not None:
@@ -584,6 +753,9 @@ class _Stream:
                     await rs.aclose()
                 except Exception:
                     log.exception("stream %d: closing the recognizer failed", self.sid)
+            for _, held in self.backlog:
+                self.deferred += held
+            self.backlog.clear()
             if self.deferred:
                 self.conn.acknowledge(self.sid, self.deferred)
                 self.deferred = 0
@@ -606,7 +778,7 @@ class _Stream:
                         continue
                     exc = task.exception()
                     if exc is not None and not isinstance(exc, ConnectionResetError):
-                        log.warning("stream %d: %s: %s", self.sid, self.recognizer.name, exc)
+                        log.warning("stream %d: %s: %s", self.sid, self.recognizer.name, clip(str(exc), 200))
                         self.error = self.error or f"{type(exc).__name__}: {exc}"
                         for other in pending:
                             other.cancel()
@@ -666,6 +838,7 @@ class _Stream:
                     await self.conn.send_data(self.sid, line)
                 except ConnectionResetError:
                     self.gone = True
+                self._active = self.loop.time()
 
     async def cancel(self) -> None:
         self.gone = True

@@ -61,7 +61,8 @@ DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 
 #: Wire facts taken from SDK behaviour or previews rather than the reference documentation.
 UNVERIFIED = {
-    "audioData.mark": "preview: {'Id': str} on a frame that carries a mark",
+    "audioData.mark": "preview: {'Id': str} on a frame that carries a mark; an older .NET preview "
+    "sent {'sequence': n}; any other mark is ignored, the frame kept",
     "markData": "preview kind MarkData with markData {id, status}",
     "resultStatus": "'final'/'intermediate'; 'Final' also seen: compared ignoring case",
     "outbound keys": "the service matches keys ignoring case; we emit the documented PascalCase",
@@ -91,6 +92,8 @@ class AudioData:
     participant: str | None  #: ``participantRawID``; None in a mixed stream
     silent: bool
     mark: str | None  #: the ``Id`` of a preview mark carried by the frame
+    #: the ``sequence`` of a mark in an older preview's shape, ``{"sequence": n}``
+    mark_sequence: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -160,22 +163,29 @@ class ParticipantState:
 
 # ---------------------------------------------------------------- schemas
 
+_AUDIO_FIELDS = (
+    Field("kind", "str", True, ("AudioData",)),
+    Field("audioData", "object", True),
+    Field("audioData.data", "str", True),
+    Field("audioData.timestamp", "str"),
+    Field("audioData.participantRawID", "str"),
+    Field("audioData.silent", "bool", default=False),
+)
+# A preview mark is read where its shape is known and ignored otherwise: the frame's audio is
+# never refused for it. The fast path takes the known shapes; the general path reads the rest.
+_MARK_FIELDS = (
+    Field("audioData.mark", "object"),
+    Field("audioData.mark.Id", "str"),
+    Field("audioData.mark.sequence", "count"),
+)
 _AUDIO = Schema(
-    [
-        Field("kind", "str", True, ("AudioData",)),
-        Field("audioData", "object", True),
-        Field("audioData.data", "str", True),
-        Field("audioData.timestamp", "str"),
-        Field("audioData.participantRawID", "str"),
-        Field("audioData.silent", "bool", default=False),
-        Field("audioData.mark", "object"),
-        Field("audioData.mark.Id", "str", True),
-    ],
+    _AUDIO_FIELDS + _MARK_FIELDS,
     case_insensitive=True,
     b64="audioData.data",
     record=AudioData,
-    slots=(None, "pcm", "timestamp", "participant", "silent", "mark"),
+    slots=(None, "pcm", "timestamp", "participant", "silent", "mark", "mark_sequence"),
 )
+_AUDIO_BODY = Schema(_AUDIO_FIELDS, case_insensitive=True, b64="audioData.data")
 _METADATA = Schema(
     [
         Field("audioMetadata", "object", True),
@@ -259,7 +269,9 @@ class AcsSession:
         obj = loads(message, fold_keys=True)
         kind = want(obj, "kind", "str", "kind")
         if kind == "AudioData":
-            return self._audio(_AUDIO.make(_AUDIO.extract(obj)))
+            _, pcm, timestamp, participant, silent = _AUDIO_BODY.extract(obj)
+            mark, sequence = _mark(obj["audiodata"].get("mark"))
+            return self._audio(AudioData(pcm, timestamp, participant, silent, mark, sequence))
         if kind == "AudioMetadata":
             sub, encoding, rate, channels, length = _METADATA.extract(obj)
             meta = _checked_format(sub, encoding, rate, channels, length)
@@ -307,6 +319,20 @@ class AcsSession:
         state.silent_frames += ev.silent
         state.last_timestamp = ev.timestamp
         return ev
+
+
+def _mark(value: Any) -> tuple[str | None, int | None]:
+    """(``Id``, ``sequence``) of a frame's mark (keys folded), None for what is absent or of a
+    shape not known."""
+    if not isinstance(value, dict):
+        return None, None
+    out: list[Any] = []
+    for key, types in (("id", "str"), ("sequence", "count")):
+        try:
+            out.append(want(value, key, types, f"audioData.mark.{key}", False))
+        except ProtocolError:
+            out.append(None)
+    return out[0], out[1]
 
 
 def _checked_format(

@@ -176,7 +176,7 @@ class SpeechStopped(ServerEvent):
 @dataclass(slots=True, frozen=True)
 class _ItemAdded(ServerEvent):
     previous_item_id: str | None
-    item: JSONObject
+    item: JSONObject | None  #: optional in the Voice Live SDK's models
 
 
 @dataclass(slots=True, frozen=True)
@@ -191,7 +191,7 @@ class ConversationItemDone(_ItemAdded):
 
 @dataclass(slots=True, frozen=True)
 class ConversationItemRetrieved(ServerEvent):
-    item: JSONObject
+    item: JSONObject | None  #: optional in the Voice Live SDK's models
 
 
 @dataclass(slots=True, frozen=True)
@@ -208,9 +208,13 @@ class ConversationItemDeleted(ServerEvent):
 
 @dataclass(slots=True, frozen=True)
 class InputTranscriptionDelta(ServerEvent):
+    """A piece of the transcript of the user's audio. ``delta`` is None when the server sent
+    none (only ``logprobs``, say: both are optional in the OpenAI and Voice Live SDKs)."""
+
     item_id: str
     content_index: int | None
-    delta: str
+    delta: str | None
+    logprobs: list[Any] | None
 
 
 @dataclass(slots=True, frozen=True)
@@ -256,7 +260,7 @@ class ResponseDone(_Response):
 class _OutputItem(ServerEvent):
     response_id: str
     output_index: int | None
-    item: JSONObject
+    item: JSONObject | None  #: optional in the Voice Live SDK's models
 
 
 @dataclass(slots=True, frozen=True)
@@ -396,6 +400,7 @@ Event = ServerEvent | Unknown
 _TYPES: dict[str, str] = {
     "str": "str", "str | None": "str", "int": "int", "int | None": "int",
     "JSONObject": "object", "JSONObject | None": "object", "list[Any]": "array",
+    "list[Any] | None": "array",
 }
 Parser = Callable[[JSONObject, str, "str | None"], Any]
 
@@ -563,7 +568,8 @@ def _beta_format(name: str, rate: int | None) -> AudioFormat:
 
 
 def _ga_format(fmt: JSONObject, path: str) -> AudioFormat:
-    name = want(fmt, "type", "str", f"{path}.type")
+    # ``type`` is optional in the GA SDK's models; absent means the default, 24 kHz PCM16.
+    name = want(fmt, "type", "str", f"{path}.type", False) or "audio/pcm"
     rate = _rate(want(fmt, "rate", "int", f"{path}.rate", False), f"{path}.rate")
     if name == "audio/pcm":
         return AudioFormat(name, rate or 24000, None)

@@ -89,16 +89,20 @@ class BodyParser:
             raise ValueError(f"max_payload must be positive, not {max_payload}")
         self.header_mode = header_mode
         self.max_payload = max_payload
-        self._buf = b""  # an incomplete header, or a header and part of its payload
+        self._head = bytearray()  # a header being read (fewer than HEADER_BYTES bytes)
+        self._body: bytearray | None = None  # the payload being reassembled, as it came
+        self._meta = (0, 0, 0)  # its header: timestamp, sequence, length
+        self._bad: str | None = None  # the error every feed repeats after a bad length
         self._count = 0  # raw mode sequence
 
     @property
     def pending(self) -> int:
         """Bytes held towards the next packet."""
-        return len(self._buf)
+        return len(self._head) + (len(self._body) if self._body is not None else 0)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Packet]:
-        """Every packet completed by ``data``."""
+        """Every packet completed by ``data``. Linear in the bytes fed, whatever the packet
+        size: a payload split across reads is appended to one buffer and copied out once."""
         view = memoryview(data).cast("B")
         if not self.header_mode:
             if not view:
@@ -109,26 +113,53 @@ class BodyParser:
                     "payload", [])
             self._count += 1
             return [Packet(None, self._count - 1, bytes(view))]
-        work = memoryview(self._buf + view) if self._buf else view
+        if self._bad is not None:
+            raise BodyError(self._bad, "length", [])
         packets: list[Packet] = []
-        pos, n = 0, len(work)
-        while n - pos >= HEADER_BYTES:
-            ts, seq, length = _HEADER.unpack_from(work, pos)
+        pos, n = 0, len(view)
+        while pos < n:
+            body = self._body
+            if body is not None:  # continue a payload
+                ts, seq, length = self._meta
+                take = min(length - len(body), n - pos)
+                body += view[pos : pos + take]
+                pos += take
+                if len(body) == length:
+                    packets.append(Packet(ts, seq, bytes(body)))
+                    self._body = None
+                continue
+            if self._head or n - pos < HEADER_BYTES:  # a header split across reads
+                take = min(HEADER_BYTES - len(self._head), n - pos)
+                self._head += view[pos : pos + take]
+                pos += take
+                if len(self._head) < HEADER_BYTES:
+                    break
+                ts, seq, length = _HEADER.unpack(self._head)
+                head = bytes(self._head)
+                self._head = bytearray()
+            else:
+                ts, seq, length = _HEADER.unpack_from(view, pos)
+                head = b""
+                pos += HEADER_BYTES
             if length > MAX_LENGTH or length > self.max_payload:
-                self._buf = bytes(work[pos : pos + HEADER_BYTES])  # later feeds fail the same way
                 limit = "0xFFFFFF" if length > MAX_LENGTH else f"max_payload {self.max_payload}"
-                raise BodyError(f"payload length {length} exceeds {limit}", "length", packets)
-            if n - pos - HEADER_BYTES < length:
-                break
-            pos += HEADER_BYTES
-            packets.append(Packet(ts, seq, bytes(work[pos : pos + length])))
-            pos += length
-        self._buf = bytes(work[pos:])
+                self._bad = f"payload length {length} exceeds {limit}"
+                self._head = bytearray(head or view[pos - HEADER_BYTES : pos])  # the bad header stays
+                raise BodyError(self._bad, "length", packets)
+            if n - pos >= length:  # the whole payload is here: one copy
+                packets.append(Packet(ts, seq, bytes(view[pos : pos + length])))
+                pos += length
+            else:
+                self._meta = (ts, seq, length)
+                self._body = bytearray(view[pos:])
+                pos = n
         return packets
 
     def reset(self) -> None:
-        """Forget any partial packet (and restart raw-mode numbering)."""
-        self._buf = b""
+        """Forget any partial packet or bad header (and restart raw-mode numbering)."""
+        self._head = bytearray()
+        self._body = None
+        self._bad = None
         self._count = 0
 
 

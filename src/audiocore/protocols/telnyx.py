@@ -4,12 +4,18 @@ Media frames may arrive out of order: :class:`~audiocore.protocols.twilio.Media`
 ``sequence``, ``chunk`` and ``timestamp`` to reorder them. Error frames become
 :class:`~audiocore.protocols.twilio.Error`. Events and the session engine are those of
 :mod:`audiocore.protocols.twilio`.
+
+The codec of the audio sent back is not the inbound stream's: Telnyx's bidirectional RTP codec
+is a setting of its own (``stream_bidirectional_codec``, default PCMU), so a PCMA call still
+takes PCMU back unless that setting says PCMA. Give the same value to
+:class:`TelnyxSession` (``bidirectional_codec=``).
 """
 
 from __future__ import annotations
 
 from audiocore.protocols._json import dumps
 from audiocore.protocols.twilio import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     Connected,
     Dialect,
     Dtmf,
@@ -24,6 +30,7 @@ from audiocore.protocols.twilio import (
 from audiocore._ext.envelope import Template
 
 __all__ = [
+    "BIDIRECTIONAL_CODECS",
     "TELNYX",
     "UNVERIFIED",
     "Connected",
@@ -62,15 +69,39 @@ UNVERIFIED = {
 }
 
 
+#: Telnyx ``stream_bidirectional_codec`` values :meth:`TelnyxSession.media_message` codes.
+BIDIRECTIONAL_CODECS = {"PCMU": "ulaw", "PCMA": "alaw"}
+
+
 class TelnyxSession(StreamSession):
     """One Telnyx media stream, server side (see
-    :class:`~audiocore.protocols.twilio.StreamSession`)."""
+    :class:`~audiocore.protocols.twilio.StreamSession`).
+
+    ``bidirectional_codec``: the call's ``stream_bidirectional_codec`` ("PCMU", Telnyx's
+    default, or "PCMA"), the codec of the audio :meth:`media_message` sends back, whatever the
+    inbound stream's ``media_format`` is.
+    """
 
     dialect = TELNYX
 
+    def __init__(
+        self,
+        *,
+        bidirectional_codec: str = "PCMU",
+        encoding: str | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
+        if bidirectional_codec not in BIDIRECTIONAL_CODECS:
+            raise ValueError(
+                f"bidirectional_codec must be one of {', '.join(BIDIRECTIONAL_CODECS)}, "
+                f"not {bidirectional_codec!r}"
+            )
+        super().__init__(encoding=encoding, max_message_size=max_message_size)
+        self.bidirectional_codec = bidirectional_codec
+
     def media_message(self, pcm16: bytes | bytearray | memoryview) -> str:
-        codec = self.codec if self.codec in ("ulaw", "alaw") else "ulaw"
-        return media_message(pcm16, codec=codec)
+        """:func:`media_message` in the stream's bidirectional codec (not the inbound one)."""
+        return media_message(pcm16, codec=BIDIRECTIONAL_CODECS[self.bidirectional_codec])
 
     def mark_message(self, name: str) -> str:
         return mark_message(name)

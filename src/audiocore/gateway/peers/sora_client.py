@@ -15,6 +15,7 @@ control allows; result lines are read as they arrive, concurrently with sending.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import ssl
 import time
@@ -32,6 +33,7 @@ from audiocore.protocols.sora import packet_bytes
 
 __all__ = [
     "SoraStreamResult",
+    "basic_authorization",
     "new_id",
     "open_stream",
     "packets_from_ogg",
@@ -97,6 +99,12 @@ def sora_headers(
     return [(k, v) for k, v in pairs if v is not None]
 
 
+def basic_authorization(username: str, password: str) -> tuple[str, str]:
+    """The ``authorization`` header of HTTP basic authentication (RFC 7617, UTF-8)."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return ("authorization", f"Basic {token}")
+
+
 async def open_stream(
     client: H2Client, path: str = "/speech", headers: Iterable[tuple[str, str]] | None = None
 ) -> ClientStream:
@@ -135,13 +143,15 @@ async def stream_opus(
     client: H2Client | None = None,
     ssl_context: ssl.SSLContext | None = None,
     on_line: Callable[[bytes], Awaitable[None] | None] | None = None,
+    headers: Iterable[tuple[str, str]] = (),
 ) -> SoraStreamResult:
     """Stream ``packets`` to ``url`` (``http://host:port/speech``; ``https://`` for TLS) as
     Sora does and collect the result lines. ``realtime``: send each packet when its time comes
     (by the durations of those before it), else as fast as flow control allows. ``client``:
     an open :class:`~audiocore.gateway.h2client.H2Client` to share (many streams on one
     connection); otherwise a connection is made and closed. ``on_line`` is called with each
-    line as it arrives. A refusal (non-200) returns its status with no lines; a connection
+    line as it arrives. ``headers``: more request headers (e.g. :func:`basic_authorization`).
+    A refusal (non-200) returns its status with no lines; a connection
     lost before any response raises ``ConnectionResetError``."""
     parts = urlsplit(url)
     session_id = session_id or new_id()
@@ -153,7 +163,7 @@ async def stream_opus(
     try:
         start = time.monotonic()
         stream = await open_stream(client, parts.path or "/speech",
-                                   sora_headers(language_code, channel_id, session_id, connection_id))
+                                   [*sora_headers(language_code, channel_id, session_id, connection_id), *headers])
         reader = asyncio.create_task(_read(stream, result, start, on_line))
         try:
             try:
