@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 import soxr
 from conftest import DATA
-from gateway_util import run, server_process, settle
+from gateway_util import make_pki, run, server_process, settle
 from picows import WSInvalidStatusError, WSMsgType, WSUpgradeRequest, ws_connect, ws_create_server
 
 from audiocore import ProtocolError, Resampler
@@ -460,6 +461,31 @@ def test_bridge_rejects_other_paths_and_shuts_down_calls_with_1001() -> None:
 
     res = run(main())
     assert res.close_code == 1001
+
+
+def test_a_tls_bridge_serves_a_call_and_counts_a_client_without_tls(tmp_path: Any) -> None:
+    """wss://: the bridge's own accept loop hands the socket to picows through TLS; a client
+    speaking plain HTTP to it gets nothing and is counted (tls_handshake), once."""
+    pki = make_pki(tmp_path)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(pki["server"], pki["server_key"])
+    client = ssl.create_default_context(cafile=str(pki["ca"]))
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt, Bridge(config(rt.url, ssl=server)) as bridge:
+            assert bridge.url.startswith("wss://")
+            res = await call(bridge.url, SPEECH[: 2 * RATE * 2], rate=RATE, tail_s=3.0,
+                             realtime=rt, ssl_context=client)
+            reader, writer = await asyncio.open_connection("127.0.0.1", bridge.port)
+            writer.write(b"GET /acs HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            await settle(lambda: bridge.refusals.counts.get("tls_handshake") == 1)
+            return res, answer, dict(bridge.refusals.counts)
+
+    res, answer, counts = run(main())
+    assert res.frames_received >= 50 and res.figures is not None and res.figures.lost_frames == 0
+    assert answer == b"" and counts == {"tls_handshake": 1}
 
 
 def test_two_calls_with_one_id_are_both_tracked_and_both_shut_down() -> None:

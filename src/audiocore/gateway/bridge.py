@@ -937,6 +937,7 @@ class Bridge:
             if t.cancelled() or t.exception() is not None:
                 if conn.transport is None:  # no protocol ever ran: count the connection gone
                     sock.close()
+                    conn.asked = True  # counted below, not as no_handshake
                     self._conn_lost(conn)
                 if not t.cancelled():
                     self.refusals.refuse("tls_handshake" if cfg.ssl else "connect",
