@@ -10,6 +10,7 @@ from __future__ import annotations
 import array
 import ast
 import base64
+import io
 import json
 import os
 import subprocess
@@ -37,10 +38,10 @@ BUFFER_TYPES = {"BytesLike", "PCM16Like", "PCMLike", "Buffer"}
 
 def stub_buffer_params() -> set[str]:
     """``module.[Class.]function:param`` for every parameter the stubs type as a buffer (and
-    resampling.py's, the one Python module taking PCM)."""
+    those of the Python modules taking PCM: resampling.py, oggfile.py)."""
     found: set[str] = set()
     sources = [p for p in sorted((PACKAGE / "_ext").glob("*.pyi")) if p.stem != "_typing"]
-    for path in [*sources, PACKAGE / "resampling.py"]:
+    for path in [*sources, PACKAGE / "resampling.py", PACKAGE / "oggfile.py"]:
         def visit(body: list[ast.stmt], prefix: str) -> None:
             for node in body:
                 if isinstance(node, ast.ClassDef):
@@ -126,6 +127,17 @@ def _feed(x: Any) -> list[tuple[bytes, int]]:
     return [(p.data, p.granule) for p in audiocore.OggOpusReader().feed(x)]
 
 
+def _ogg_file(x: Any, rate: int, whole: bool = False) -> list[bytes]:
+    """The Opus packets an Ogg Opus file of ``x`` holds (serial fixed: same bytes in, same out)."""
+    out = io.BytesIO()
+    if whole:
+        audiocore.write_ogg_opus(out, x, rate, serial=1)
+    else:
+        with audiocore.OggOpusFileWriter(out, rate, serial=1) as w:
+            w.write(x)
+    return [p.data for p in audiocore.OggOpusReader().feed(out.getvalue())]
+
+
 def _resampler(dtype: str = "int16", channels: int = 1) -> audiocore.Resampler:
     return audiocore.Resampler(16000, 24000, channels=channels, dtype=dtype)  # type: ignore[arg-type]
 
@@ -207,6 +219,12 @@ KERNELS: dict[str, list[Param]] = {
         Param(lambda x: audiocore.resample(x, 16000, 24000, dtype="float32"), F32, "float32",
               channels=1),
     ],
+    "oggfile.OggOpusFileWriter.write:pcm": [
+        Param(lambda x: _ogg_file(x, 16000), PCM[:640], "int16"),
+        Param(lambda x: _ogg_file(x, 44100), PCM[:882], "int16"),  # through the resampler
+    ],
+    "oggfile.write_ogg_opus:pcm": [
+        Param(lambda x: _ogg_file(x, 16000, whole=True), PCM[:640], "int16")],
     "ring.RingBuffer.write:data": [Param(_ring, PCM[:1000], "int16")],
     "ring.RingBuffer.readinto:buf": [Param(_ring_into, bytes(400), "int16", out=True)],
 }
@@ -244,7 +262,7 @@ def test_every_buffer_parameter_is_covered() -> None:
         "every stub parameter typed as a buffer needs an entry in KERNELS (or the stub a fix)")
     # and every kernel module the package exports has its entries
     exports = {getattr(getattr(audiocore, name), "__module__", None) for name in audiocore.__all__}
-    covered = {f"audiocore.{'' if key.startswith('resampling') else '_ext.'}{key.split('.')[0]}"
+    covered = {f"audiocore.{'' if key.startswith(('resampling', 'oggfile')) else '_ext.'}{key.split('.')[0]}"
                for key in KERNELS}
     assert exports - {None, "audiocore._ext.errors"} <= covered
     for key in EXCLUDED:
@@ -444,6 +462,10 @@ TYPED_SNIPPET = """
     audiocore.Resampler(16000, 24000, dtype="float32").process(f32)
     audiocore.resample(stereo, 16000, 24000, channels=2)
     Template(b"", b"", pcm16=True).build(pcm)
+    import io
+    with audiocore.OggOpusFileWriter(io.BytesIO(), 16000) as w:
+        w.write(pcm)
+    audiocore.write_ogg_opus(io.BytesIO(), pcm, 16000)
 """
 # On Python 3.11 (what mypy checks here) these are type errors too, as they are at run time.
 WRONG_SNIPPET = """

@@ -18,14 +18,18 @@ block of input, one page and one packet, whatever the file's length. Bad data ra
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from audiocore._ext.errors import DecodeError, OpusError
 from audiocore._ext.ogg import OggOpusReader, OggOpusWriter, OggPacket, OpusHead, OpusTags
 from audiocore._ext.opus import OPUS_RATES, OpusDecoder, OpusEncoder
 from audiocore._ext.rechunk import Rechunker
 from audiocore._ext.resample import Resampler
+
+if TYPE_CHECKING:
+    from audiocore._ext._typing import PCM16Like
 
 __all__ = ["OggOpusAudio", "OggOpusFileReader", "OggOpusFileWriter", "read_ogg_opus", "write_ogg_opus"]
 
@@ -81,7 +85,10 @@ class OggOpusFileReader:
         self._data: memoryview | None = None
         self._file: IO[bytes] | None = None
         if isinstance(source, (bytes, bytearray, memoryview)):
-            self._data = memoryview(source).cast("B")
+            view = memoryview(source)
+            if view.format not in ("B", "b", "c"):  # the kernels' rule: Ogg data is bytes
+                raise TypeError(f"wrong dtype: expected the file's bytes, got a buffer of format {view.format!r}")
+            self._data = view.cast("B") if view.ndim != 1 else view
         elif isinstance(source, (str, os.PathLike)):
             self._file = self._owned = open(source, "rb")  # noqa: SIM115 - closed by close()
         elif hasattr(source, "read"):
@@ -334,17 +341,18 @@ class OggOpusFileWriter:
     def serial(self) -> int:
         return self._writer.serial
 
-    def write(self, pcm: Any) -> None:
-        """Encode ``pcm`` (PCM16LE, interleaved, whole samples: any buffer)."""
+    def write(self, pcm: PCM16Like) -> None:
+        """Encode ``pcm``: PCM16LE, interleaved, whole samples (bytes-like or int16, as the
+        kernels take it: other dtypes are a TypeError, never read as raw bytes)."""
         if self.closed:
             raise RuntimeError("the writer is closed")
-        data = memoryview(pcm).cast("B")
-        if len(data) % (2 * self.channels):
-            raise ValueError(f"{len(data)} bytes is not a whole number of {self.channels}-channel PCM16 samples")
-        self._samples += len(data) // (2 * self.channels)
-        if self._resampler is not None:
-            data = memoryview(self._resampler.process(data))
-        for frame in self._frames.push(data):
+        nbytes = _pcm16_bytes(pcm)
+        if nbytes % (2 * self.channels):
+            raise ValueError(f"{nbytes} bytes is not a whole number of {self.channels}-channel PCM16 samples")
+        # the kernels check the buffer's dtype before they keep anything of it
+        frames = self._frames.push(pcm if self._resampler is None else self._resampler.process(pcm))
+        self._samples += nbytes // (2 * self.channels)
+        for frame in frames:
             self._packet(self._encoder.encode(frame))
 
     def _packet(self, packet: bytes) -> None:
@@ -387,13 +395,29 @@ class OggOpusFileWriter:
         self.close()
 
 
+_PCM16_FORMATS = frozenset({"B", "b", "c", "<h", "=h"} | ({"h"} if sys.byteorder == "little" else set()))
+
+
+def _pcm16_bytes(pcm: Any) -> int:
+    """The size of ``pcm`` if the kernels read it as PCM16LE (bytes-like or a flat int16
+    array); otherwise the kernels' own TypeError/ValueError, before anything is kept."""
+    try:
+        view = memoryview(pcm)
+    except TypeError:
+        raise TypeError(f"expected int16 PCM (or bytes), got {type(pcm).__name__!r}") from None
+    if view.format in _PCM16_FORMATS and view.ndim <= 1 and view.c_contiguous:
+        return view.nbytes
+    Rechunker(2).push(pcm)  # refuses what it would not read as PCM16, with the rule's message
+    return view.nbytes
+
+
 def read_ogg_opus(source: Source, rate: int = 48000, *, lenient: bool = False) -> OggOpusAudio:
     """A whole Ogg Opus file (path, bytes or binary file) decoded to PCM16LE at ``rate``."""
     with OggOpusFileReader(source, rate=rate, lenient=lenient) as r:
         return OggOpusAudio(r.read(), rate, r.channels)
 
 
-def write_ogg_opus(dest: Destination, pcm: Any, rate: int, channels: int = 1, **options: Any) -> None:
+def write_ogg_opus(dest: Destination, pcm: PCM16Like, rate: int, channels: int = 1, **options: Any) -> None:
     """Encode PCM16LE at ``rate`` into an Ogg Opus file (options of :class:`OggOpusFileWriter`)."""
     with OggOpusFileWriter(dest, rate, channels, **options) as w:
         w.write(pcm)
