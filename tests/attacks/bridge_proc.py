@@ -47,6 +47,7 @@ async def main(spec: dict[str, Any]) -> None:
                 break
             if line == "stats":
                 out = {"refusals": dict(bridge.refusals.counts), "calls": len(bridge.calls),
+                       "connections": len(bridge._conns),
                        "finished": [s.as_dict() for s in bridge.finished],
                        "lag_ms": probe.take() * 1000, "time": time.monotonic()}
                 print(json.dumps(out), flush=True)

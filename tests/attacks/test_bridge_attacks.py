@@ -307,6 +307,46 @@ def test_an_idle_call_is_closed_and_its_upstream_with_it() -> None:
             **assert_unharmed(res, lag))
 
 
+def test_a_closed_call_that_does_not_read_is_dropped_after_close_timeout() -> None:
+    """A caller speaks, then neither sends nor reads while the answer is played to it: the
+    idle timeout ends its call, and the connection, whose unsent audio a graceful close
+    would wait for for good, is dropped close_timeout later. RSS bound: SLACK."""
+    frames, _ = acs_frames(SPEECH[: RATE] + bytes(RATE * 2), RATE)  # 1 s of speech, 1 s of silence
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="prompt", silence_ms=300) as rt:
+            with BridgeProc(spec(rt, idle_timeout=1.5, close_timeout=1.0, send_buffer_bytes=4096,
+                                 max_write_buffer=64 * MIB)) as bridge:
+                def one(i: int) -> tuple[int, float]:
+                    status, _, sock = handshake(bridge.port, headers={"Authorization": AUTH}, rcvbuf=4096)
+                    sock.sendall(frame(1, metadata_message(RATE).encode()))
+                    for f in frames:
+                        sock.sendall(frame(1, f))
+                        time.sleep(0.02)
+                    t0 = time.monotonic()
+                    end = t0 + 15
+                    # hold the socket, unread, until the bridge has let go of the connection
+                    # (an ended call's connection is one more connection than there are calls)
+                    while time.monotonic() < end:
+                        st = bridge.stats()
+                        if st["refusals"].get("idle") and st["connections"] == st["calls"]:
+                            break
+                        time.sleep(0.05)
+                    gone = time.monotonic() - t0
+                    sock.close()
+                    return status, gone
+
+                res, (status, gone), grown, lag = await alongside(bridge, rt, lambda: asyncio.to_thread(one, 0))
+                return res, status, gone, grown, lag, await bridge.astats()
+
+    res, status, gone, grown, lag, stats = run(main())
+    assert status == 101 and stats["refusals"]["idle"] == 1
+    assert 1.5 + 1.0 <= gone < 15, gone  # idle_timeout, then close_timeout: dropped, not held
+    assert grown <= SLACK, grown
+    figures("close_timeout", refused=stats["refusals"], dropped_after_s=round(gone, 2),
+            rss_growth_mib=round(grown / MIB, 1), **assert_unharmed(res, lag))
+
+
 # ---------------------------------------------------------------- floods
 
 

@@ -121,6 +121,13 @@ class Endpoint(WSListener):
         self._parts = None
         self.on_closed()
 
+    def pause_writing(self) -> None:
+        """The transport's buffer crossed its high-water mark: nothing to do here (writers
+        check the buffer's size themselves); defined so that picows does not log it."""
+
+    def resume_writing(self) -> None:
+        pass
+
     def _refused(self, reason: str, code: WSCloseCode, detail: str) -> None:
         self.abandoned = True
         self._parts = None

@@ -166,6 +166,9 @@ class BridgeConfig:
     #: SO_SNDBUF of each ACS connection (0: the system's, often 4 MB): the kernel's share of
     #: what a caller that does not read makes the bridge hold (ACS takes ~45 KB/s of audio)
     send_buffer_bytes: int = 256 << 10
+    #: s a closed call's connections may take to flush what is unsent before they are dropped
+    #: (a graceful close waits for a peer that does not read, its buffers with it, for good)
+    close_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if self.dialect is None:
@@ -192,7 +195,8 @@ class BridgeConfig:
                      "max_write_buffer"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("handshake_timeout", "metadata_timeout", "idle_timeout", "accept_pause"):
+        for name in ("handshake_timeout", "metadata_timeout", "idle_timeout", "accept_pause",
+                     "close_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive (seconds)")
         if self.send_buffer_bytes < 0:
@@ -797,17 +801,28 @@ class _Call:
         self.bridge._ticker.discard(self)
         if self.connector is not None and not self.connector.done():
             self.connector.cancel()
-        close(self.up)
+        cfg = self.config
+        up = self.up
+        close(up)
         # a caller that does not read would hold a graceful close (and its buffer) for good
         acs_raw = self.acs_raw
-        abort = acs_raw is not None and acs_raw.get_write_buffer_size() > self.config.max_write_buffer
+        abort = acs_raw is not None and acs_raw.get_write_buffer_size() > cfg.max_write_buffer
         close(self.acs_t, code, abort=abort)
+        for t in (self.acs_t, up):
+            if t is not None and not t.is_disconnected:
+                asyncio.get_running_loop().call_later(cfg.close_timeout, _drop, t)
         self.gap.clear()
         if self.queue is not None:
             s.playout_dropped_ms = self.queue.stats["dropped"] * 20
         self.bridge._finish(self)
         log.info("call %s ended (%s): %d frames in, %d out, %d barge-ins, %d reconnects",
                  s.call_id, reason, s.frames_in, s.frames_out, s.barge_ins, s.reconnects)
+
+
+def _drop(transport: WSTransport) -> None:
+    """Abort a connection whose graceful close has not finished in time."""
+    if not transport.is_disconnected:
+        transport.disconnect(False)
 
 
 # ---------------------------------------------------------------- the server
@@ -1122,6 +1137,8 @@ def _parser() -> argparse.ArgumentParser:
                    f"descriptors (default {c.accept_pause})")
     p.add_argument("--send-buffer-bytes", type=int, help="SO_SNDBUF of each ACS connection "
                    f"(default {c.send_buffer_bytes}; 0: the system's)")
+    p.add_argument("--close-timeout", type=float, help="s a closed call's connections may take "
+                   f"to flush before they are dropped (default {c.close_timeout})")
     p.add_argument("--certfile", help="TLS certificate (PEM) for wss://; with --keyfile")
     p.add_argument("--keyfile")
     p.add_argument("--upstream-url", help=f"wss://... of the service (or {ENV_URL})")
@@ -1200,7 +1217,7 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
         idle_timeout=args.idle_timeout, burst_ms=args.burst_ms, max_excess_ms=args.max_excess_ms,
         max_message_bytes=args.max_message_bytes, max_pings_per_s=args.max_pings_per_s,
         max_write_buffer=args.max_write_buffer, acs_rates=rates, accept_pause=args.accept_pause,
-        send_buffer_bytes=args.send_buffer_bytes,
+        send_buffer_bytes=args.send_buffer_bytes, close_timeout=args.close_timeout,
     )
     # set here: from_env takes None for "not given", and None is what --no-turn-detection
     # and --path '' mean
