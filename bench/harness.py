@@ -171,9 +171,10 @@ def run(cases: Iterable[Case], seconds: float, out: Callable[[str], None] = prin
 
 
 def plot(rows: list[dict[str, Any]], path: Path, modules: list[ModuleType],
-         needle: str = "") -> list[Path]:
+         needle: str = "", through: Callable[[Path], Path] = lambda p: p) -> list[Path]:
     """A horizontal bar chart of every speedup (log scale, targets marked) at ``path``, and
-    each case module's own figure at ``<path stem>-<module>.png``. Returns the files written."""
+    each case module's own figure at ``<path stem>-<module>.png``; ``through(target)`` gives
+    the file actually written for a target. Returns the targets."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -198,19 +199,20 @@ def plot(rows: list[dict[str, Any]], path: Path, modules: list[ModuleType],
         ax.set_xlabel("speedup over the peer (peer time / audiocore time); black: target")
         ax.set_title("audiocore vs peers, same process and run")
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        fig.savefig(through(path), dpi=120)
         plt.close(fig)
         written.append(path)
     for module in modules:
         if hasattr(module, "plot") and (not needle or needle in module.__name__.lower()):
             own = path.with_name(f"{path.stem}-{module.__name__.removeprefix('cases_')}.png")
-            module.plot(own)
+            module.plot(through(own))
             written.append(own)
     return written
 
 
 def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
-    parser = argparse.ArgumentParser(prog="audiocore bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="audiocore bench", description="Time every kernel beside "
+                                     "its peers in the same process and run.")
     parser.add_argument("--quick", action="store_true", help="short timings (a smoke run)")
     parser.add_argument("--seconds", type=float, default=None,
                         help="time budget per case (default 1.0, 0.05 with --quick)")
@@ -225,11 +227,26 @@ def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
                         metavar="PNG", help="also write a chart of the speedups (default "
                         "%(const)s) and each suite's own figures beside it")
     args = parser.parse_args(argv)
+    # Everything that can be checked is checked before the run, so that none of it is lost.
+    for flag, target in (("--json", args.json), ("--plot", args.plot)):
+        if target is not None and not args.list:
+            where = Path(target)
+            if where.is_dir() or not where.parent.is_dir():
+                why = "is a directory" if where.is_dir() else f"no directory {where.parent}"
+                print(f"audiocore bench: {flag} {target}: {why}", file=sys.stderr)
+                return 2
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        print("audiocore bench: --plot needs matplotlib (pip install 'audiocore[bench]')", file=sys.stderr)
+        return 2
 
     modules = discover(bench_dir)
     needle = args.only.lower()
     cases = [c for m in modules for c in m.cases()
              if needle in c.group.lower() or needle in c.op.lower()]
+    if not cases and not any(hasattr(m, "extras") and needle in m.__name__.lower() for m in modules):
+        print(f"audiocore bench: no case matches -k {args.only!r} ('audiocore bench --list' lists them); "
+              "nothing run, nothing written", file=sys.stderr)
+        return 2
     if args.list:
         for case in cases:
             print(f"{case.group:12} {case.op}  vs {', '.join(p.name for p in case.peers)}")
@@ -261,10 +278,13 @@ def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
         "results": rows,
         "extras": extras,
     }
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    if args.plot:
-        for written in plot(rows, Path(args.plot), modules, needle):
-            print(f"figure: {written}")
+    from audiocore.commands._atomic import Outputs
+
+    with Outputs() as outputs:  # each file replaces its target only when all were written
+        outputs.add(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        figures_written = plot(rows, Path(args.plot), modules, needle, outputs.add) if args.plot else []
+    for written in figures_written:
+        print(f"figure: {written}")
     missed = [r for r in rows if r.get("target_met") is False]
     print(f"\n{len(rows)} comparisons, {len(missed)} targets missed; results in {args.json}")
     return 1 if (missed and args.strict) else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import random
 
 import numpy as np
@@ -160,3 +161,86 @@ def test_decode_into_too_small_writes_nothing() -> None:
     assert out == b"\xaa" * 10
     with pytest.raises((TypeError, BufferError)):
         audiocore.b64decode_into(b"QUJD", b"read-only")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- the standard library's spellings
+
+# URL-safe text as the standard alphabet would spell it: '-' and '_' become '+' and '/', and
+# '+' and '/' (outside the URL-safe alphabet) a character outside both.
+_URL_AS_STD = str.maketrans({"-": "+", "_": "/", "+": "*", "/": "*"})
+
+
+@given(st.binary(max_size=3000))
+@example(bytes([0xfb, 0xff, 0xbf] * 8))  # every group '-' / '_' heavy, on the SIMD path
+def test_urlsafe_matches_stdlib(data: bytes) -> None:
+    text = base64.urlsafe_b64encode(data)
+    assert audiocore.urlsafe_b64encode(data) == text
+    assert audiocore.b64encode(data, altchars=b"-_") == base64.b64encode(data, altchars=b"-_")
+    assert audiocore.b64encode(data, b"-_") == text
+    assert audiocore.urlsafe_b64decode(text) == base64.urlsafe_b64decode(text) == data
+    assert audiocore.urlsafe_b64decode(text.decode("ascii")) == data
+    assert audiocore.b64decode(text, altchars=b"-_", validate=True) == data
+    assert audiocore.b64decode(text.decode(), "-_") == data
+
+
+@given(st.text(alphabet=ALPHABET + "-_=\n +/.é", max_size=120))
+@example("-_-_")
+@example("ab+/")
+@example("QQ=-")
+def test_urlsafe_decode_of_arbitrary_text_agrees_with_reference(text: str) -> None:
+    """Strict like the standard decoder, with '-' and '_' in the alphabet and '+' and '/'
+    outside it: the same outcome and offset as the reference on the translated text."""
+    ours = _outcome(audiocore.urlsafe_b64decode, text)
+    assert ours == _outcome(ref.decode_text, text.translate(_URL_AS_STD))
+    if ours[0] == "ok":
+        assert ours[1] == base64.urlsafe_b64decode(text)
+
+
+def test_urlsafe_refusals_name_the_alphabet() -> None:
+    with pytest.raises(audiocore.DecodeError, match=r"URL-safe base64: character '\+' at "
+                       r"offset 2 \(the URL-safe alphabet has '-' and '_'") as info:
+        audiocore.urlsafe_b64decode("ab+c")
+    assert info.value.offset == 2
+    with pytest.raises(audiocore.DecodeError, match="character '_' at offset 1 "
+                       r"\(URL-safe base64\? use urlsafe_b64decode"):
+        audiocore.b64decode("a_cd")
+    with pytest.raises(audiocore.DecodeError, match="not a multiple of 4"):
+        audiocore.urlsafe_b64decode("YQ")  # unpadded: refused, as the standard library does
+    with pytest.raises(binascii.Error, match="padding"):
+        base64.urlsafe_b64decode("YQ")
+
+
+def test_standard_library_arguments() -> None:
+    text = base64.b64encode(bytes(range(256)))
+    # validate=True is what audiocore always does; the standard library agrees on valid text.
+    assert audiocore.b64decode(text, validate=True) == base64.b64decode(text, validate=True)
+    assert audiocore.b64decode(text, b"+/") == base64.b64decode(text, b"+/")
+    assert audiocore.b64encode(bytes(range(256)), altchars=b"+/") == text
+    assert audiocore.b64decode(text, altchars=bytearray(b"+/")) == bytes(range(256))
+    with pytest.raises(audiocore.DecodeError):
+        audiocore.b64decode(text[:8] + b"\n" + text[8:], validate=True)
+    # validate=False would discard characters silently: refused before reading the input.
+    with pytest.raises(ValueError, match="validate=False is not supported: audiocore always "
+                       "decodes strictly") as info:
+        audiocore.b64decode(text, validate=False)
+    assert not isinstance(info.value, audiocore.DecodeError)
+    for alt in (b"*.", b"-", "-_+", b"+_"):
+        with pytest.raises(ValueError, match="altchars must be b'-_'"):
+            audiocore.b64decode(text, altchars=alt)
+        with pytest.raises(ValueError, match="altchars must be b'-_'"):
+            audiocore.b64encode(b"abc", altchars=alt)
+    for alt in (45, memoryview(b"-_"), np.frombuffer(b"-_", np.uint8)):
+        with pytest.raises(TypeError, match="altchars must be bytes or str"):
+            audiocore.b64encode(b"abc", altchars=alt)  # type: ignore[arg-type]
+
+
+def test_large_urlsafe_inputs_take_the_gil_free_path() -> None:
+    data = random.Random(8).randbytes(200_003)
+    text = audiocore.urlsafe_b64encode(data)
+    assert text == base64.urlsafe_b64encode(data)
+    assert audiocore.urlsafe_b64decode(text) == data
+    bad = bytearray(text)
+    bad[150_000] = ord("/")
+    with pytest.raises(audiocore.DecodeError) as info:
+        audiocore.urlsafe_b64decode(bytes(bad))
+    assert info.value.offset == 150_000

@@ -149,10 +149,14 @@ def test_raw_pcm_needs_its_rate(tmp_path: Path) -> None:
     bad = cli("convert", odd, tmp_path / "z.wav", "--in-rate", "16000")
     assert bad.returncode == 1 and "whole frame" in bad.stderr
     # a failure closes both files (-X dev reports a file left to the garbage collector) and
-    # the output is finished with what was converted before the error
+    # leaves no output: neither a partial file nor its temporary
     cut = subprocess.run([sys.executable, "-X", "dev", "-m", "audiocore", "convert", str(odd),
                           str(tmp_path / "z.opus"), "--in-rate", "16000"], capture_output=True, text=True, timeout=300)
     assert cut.returncode == 1 and "whole frame" in cut.stderr and "ResourceWarning" not in cut.stderr, cut.stderr
+    assert not (tmp_path / "z.opus").exists() and not list(tmp_path.glob(".z.opus*"))
+    # --lenient drops the partial frame, says so, and the file is whole
+    lenient = cli("convert", odd, tmp_path / "z.opus", "--in-rate", "16000", "--lenient")
+    assert lenient.returncode == 0 and "warning" in lenient.stderr and "whole frame" in lenient.stderr
     opusinfo(tmp_path / "z.opus")
     (tmp_path / "junk.opus").write_bytes(b"OggS" + bytes(100))
     junk = subprocess.run([sys.executable, "-X", "dev", "-m", "audiocore", "convert", str(tmp_path / "junk.opus"),

@@ -7,11 +7,13 @@ import asyncio
 import base64
 import json
 import random
+import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ import h2.exceptions
 import pytest
 
 import audiocore
-from audiocore.gateway.config import SoraConfig
+from audiocore.gateway._h2 import PREFACE
+from audiocore.gateway.config import ConfigError, SoraConfig
 from audiocore.gateway.h2client import ClientStream, H2Client, client_ssl_context
 from audiocore.gateway.peers.sora_client import (
     open_stream,
@@ -31,16 +34,17 @@ from audiocore.gateway.peers.sora_client import (
 from audiocore.gateway.recognizers import (
     AudioChunk,
     Recognizer,
+    RecognizerRefused,
     RecognizerStream,
     StreamInfo,
     dump_line,
     result_line,
 )
 from audiocore.gateway._h2 import FloodLimits, FloodMeter
-from audiocore.gateway.sora import QUEUE_HIGH, SoraServer
+from audiocore.gateway.sora import QUEUE_HIGH, SHUTDOWN_REASON, SoraServer
 from audiocore.protocols.sora import SILENCE_PACKET, StreamHeaders, error_result, packet_bytes
 from conftest import DATA
-from gateway_util import make_pki, opusinfo, pyav_packets, run, settle
+from gateway_util import make_pki, opusinfo, pyav_packets, run, server_process, settle
 
 PACKETS = packets_from_ogg(DATA / "speech-20ms.opus")
 
@@ -269,12 +273,22 @@ def test_ok_path_and_refusals(tmp_path: Path) -> None:
             missing = await open_stream(client, "/speech", sora_headers(language_code=None))
             await missing.send(body_of(PACKETS[:3]))
             assert await missing.response() == 500
-            assert await missing.body() == b""  # a bare status
+            # the reference's web framework (echo's DefaultHTTPErrorHandler, json.Encoder):
+            # {"message": http.StatusText(code)} and a newline, application/json
+            assert await missing.body() == b'{"message":"Internal Server Error"}\n'
+            assert (b"content-type", b"application/json") in missing.headers
             empty = await open_stream(client, "/test", sora_headers(language_code=""))
             assert await empty.response() == 500
-            for method, path, status in (("GET", "/speech", 405), ("POST", "/nope", 404), ("POST", "/.ok", 405)):
+            for method, path, status, body, allow in (
+                ("GET", "/speech", 405, b'{"message":"Method Not Allowed"}\n', b"POST"),
+                ("POST", "/nope", 404, b'{"message":"Not Found"}\n', None),
+                ("POST", "/.ok", 405, b'{"message":"Method Not Allowed"}\n', b"GET, HEAD"),
+                ("HEAD", "/nope", 404, b"", None),  # HEAD: the status alone, as the reference
+            ):
                 s = await client.request(method, path, sora_headers(), end_stream=True)
                 assert await s.response() == status, (method, path)
+                assert await s.body() == body, (method, path)
+                assert dict(s.headers).get(b"allow") == allow  # RFC 9110 section 15.5.6
             # the connection is still fine afterwards
             result = await stream_opus(server.url + "/test/", PACKETS[:3], realtime=False, client=client)
             assert result.status == 200 and len(result.lines) == 3
@@ -310,8 +324,8 @@ def test_independent_client_curl(tmp_path: Path) -> None:
             lines = test.stdout.splitlines()
             assert lines[-1] == "200" and [json.loads(x)["message"] for x in lines[:-1]] == [
                 f"n: {len(p)}" for p in packets], test
-            assert missing.stdout == "500", missing
-            assert http1.stdout == "400", http1
+            assert missing.stdout == '{"message":"Internal Server Error"}\n500', missing
+            assert http1.stdout == '{"message":"Bad Request"}\n400', http1
             assert ok1.stdout == '{"version":"%s"}\n\n200' % audiocore.__version__, ok1
 
     run(scenario())
@@ -325,6 +339,7 @@ def test_http1_request_on_a_raw_socket_gets_400(tmp_path: Path) -> None:
                          b"Content-Length: 100000\r\n\r\n" + bytes(50000))
             answer = await reader.read()
             assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+            assert answer.endswith(b'\r\n\r\n{"message":"Bad Request"}\n'), answer
             writer.close()
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             writer.write(b"\x16\x03\x01 not http at all\r\n\r\n")
@@ -363,7 +378,7 @@ def test_tls_alpn_h2(tmp_path: Path, pki: dict[str, Path]) -> None:
             http1 = await asyncio.to_thread(
                 _curl, "--http1.1", "--cacert", str(pki["ca"]), "-H", "sora-audio-streaming-language-code: ja",
                 "--data-binary", "x", "-w", "%{http_code}", server.url + "/speech")
-            assert http1.stdout == "400", http1
+            assert http1.stdout == '{"message":"Bad Request"}\n400', http1
 
     run(scenario())
 
@@ -481,10 +496,10 @@ def test_body_far_larger_than_the_window_and_back_pressure(tmp_path: Path) -> No
 
 
 def test_queue_bound_counts_packets_not_payload_bytes(tmp_path: Path) -> None:
-    """Empty packets carry no payload: the queue is bounded by their number (and 20 bytes
-    each), so with nobody reading the results the gateway holds at most 256 of them plus one
-    4 KiB slice's worth, and the rest of the window unparsed."""
-    packets = [b""] * 30000  # 600 kB of headers: more than two stream windows
+    """1-byte packets carry next to no payload: the queue is bounded by their number (and 20
+    bytes each), so with nobody reading the results the gateway holds at most 256 of them plus
+    one 4 KiB slice's worth, and the rest of the window unparsed."""
+    packets = [b"\xfc"] * 30000  # 630 kB: more than two stream windows
 
     async def scenario() -> None:
         cfg = config(tmp_path)
@@ -502,7 +517,7 @@ def test_queue_bound_counts_packets_not_payload_bytes(tmp_path: Path) -> None:
             assert not sender.done()
             got = [json.loads(line)["message"] async for line in stream.lines()]
             await sender
-            assert got == ["n: 0"] * len(packets)
+            assert got == ["n: 1"] * len(packets)
             await client.aclose()
 
     run(scenario())
@@ -532,12 +547,9 @@ def test_bad_bodies_end_with_an_error_line(tmp_path: Path) -> None:
             await huge.send(b"\x00" * 16 + b"\x01\x00\x00\x00")  # 0x1000000 > 0xFFFFFF
             assert [json.loads(x)["type"] async for x in huge.lines()] == ["error"]
             bad = await open_stream(client, "/speech", sora_headers(session_id="bad", connection_id="opus"))
-            await bad.send(body_of([*PACKETS[:10], b""]))  # an empty packet is not Opus
+            await bad.send(body_of([*PACKETS[:10], b"\x03"]))  # code 3 without a frame count: not Opus
             (line,) = [x async for x in bad.lines()]
             assert json.loads(line)["type"] == "error" and "OPUS" in json.loads(line)["reason"]
-            cut = await open_stream(client, "/test")
-            await cut.send(body_of(PACKETS[:1]) + b"\x00" * 5, end_stream=True)
-            assert [json.loads(x)["type"] async for x in cut.lines()] == ["test", "error"]
             await client.aclose()
 
     run(scenario())
@@ -777,3 +789,346 @@ def test_flood_meter_counts_each_budget_per_window() -> None:
     meter.tick(10.0)  # a new one: every budget is whole again
     assert meter.frame(3, 0, 4, 7) is None and meter.frame(6, 0, 8, 0) is None
     assert meter.frame(1, 0x4, 30, 7) is None  # ids still only grow: 7 is above 5
+
+
+# ---------------------------------------------------------------------------- issue 11: nothing lost, answers as the reference
+
+
+def test_empty_payloads_and_a_body_ending_inside_a_packet_end_quietly(tmp_path: Path) -> None:
+    """The reference sends nothing for a zero-length payload (its handlers act on reads of
+    n > 0 bytes) and ends quietly when the body ends inside a packet (the header reader
+    forwards io.EOF, which ends the response without an error line): PROTOCOLS.md section 7."""
+    packets = PACKETS[:3]
+
+    async def scenario() -> tuple[list[bytes], list[bytes], dict[str, int]]:
+        async with SoraServer(config(tmp_path)) as server:
+            client = await H2Client.connect(server.url)
+            test = await open_stream(client, "/test")
+            await test.send(body_of([packets[0], b"", packets[1], b"", b"", packets[2]]) + b"\x00" * 5,
+                            end_stream=True)
+            test_lines = [x async for x in test.lines()]
+            assert test.reset_code is None
+            dump = await open_stream(client, "/dump", sora_headers("en-US", "chan", "s1", "c1"))
+            await dump.send(body_of([b"", packets[0], b""]) + packet_bytes(0, 9, packets[1])[:30], end_stream=True)
+            dump_lines = [x async for x in dump.lines()]
+            await client.aclose()
+            return test_lines, dump_lines, dict(server.refusals.counts)
+
+    test_lines, dump_lines, counts = run(scenario())
+    assert [json.loads(x) for x in test_lines] == [
+        {"channel_id": "ch_0", "message": f"n: {len(p)}", "type": "test"} for p in packets]
+    assert [base64.b64decode(json.loads(x)["payload"]) for x in dump_lines] == [packets[0]]
+    assert (tmp_path / "dump.jsonl").read_bytes() == b"".join(dump_lines)
+    assert counts.get("body ended inside a packet") == 2
+
+
+class _Refusing(Recognizer):
+    name = "refusing"
+
+    def __init__(self, status: object) -> None:
+        self.status = status
+
+    async def open(self, info: StreamInfo) -> RecognizerStream:
+        if self.status == "crash":
+            raise RuntimeError("the recognizer's own bug: secret detail")
+        raise RecognizerRefused(self.status, "no")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (0, 500), (99, 500), (100, 500), (103, 500), (199, 500), (1000, 500), (9999, 500), (-1, 500),
+    (True, 500), ("404", 500), (200, 200), (404, 404), (503, 503), (999, 999),
+])
+def test_recognizer_refusals_are_answered_like_the_reference(tmp_path: Path, status: object, expected: int) -> None:
+    """Suzu answers its services' refusals (SuzuError) with the bare status, and a status
+    outside 100-999 with 500 (INVALID-STATUS-CODE, handler.go). An informational 1xx cannot be
+    a final status in HTTP/2 (RFC 9113 section 8.1): 500 too. Every stream gets an answer."""
+
+    async def scenario() -> tuple[int, bytes, dict[str, int]]:
+        recognizers = {"refusing": _Refusing(status)}
+        async with SoraServer(config(tmp_path, service="refusing"), recognizers=recognizers) as server:
+            client = await H2Client.connect(server.url)
+            stream = await open_stream(client, "/speech")
+            got = await asyncio.wait_for(stream.response(), 20)
+            body = await stream.body()
+            # the connection is unharmed
+            ok = await client.request("GET", "/.ok", end_stream=True)
+            assert await ok.response() == 200
+            await client.aclose()
+            return got, body, dict(server.refusals.counts)
+
+    got, body, counts = run(scenario())
+    assert got == expected and body == b""
+    assert ("INVALID-STATUS-CODE" in counts) == (status != expected)
+
+
+def test_a_recognizer_crash_is_a_500_with_the_reference_body_and_an_error_log(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> tuple[int, bytes]:
+        async with SoraServer(config(tmp_path, service="refusing"), recognizers={"refusing": _Refusing("crash")}) as s:
+            client = await H2Client.connect(s.url)
+            stream = await open_stream(client, "/speech")
+            got = await stream.response()
+            body = await stream.body()
+            await client.aclose()
+            return got, body
+
+    with caplog.at_level("INFO", logger="audiocore.gateway.sora"):
+        got, body = run(scenario())
+    assert (got, body) == (500, b'{"message":"Internal Server Error"}\n')  # no internal detail to the client
+    assert [r for r in caplog.records if r.levelname == "ERROR" and "RuntimeError" in r.getMessage()]
+
+
+def test_ogg_dir_is_created_at_start_and_a_gateway_500_is_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The README's example points ogg_dir at a folder that need not exist: it is created
+    (parents too) at start; one that cannot be is a ConfigError naming it, before listening.
+    A 500 the gateway causes itself (here: the folder removed under it) is logged as a warning."""
+    nested = tmp_path / "a" / "b"
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+
+    async def scenario() -> tuple[int, int]:
+        with pytest.raises(ConfigError) as info:
+            await SoraServer(config(tmp_path, service="ogg", ogg_dir=str(blocker / "sub"))).start()
+        assert info.value.key == "ogg_dir" and str(blocker / "sub") in str(info.value)
+        with pytest.raises(ConfigError):  # the tee of another service too
+            await SoraServer(config(tmp_path, enable_ogg_file_output=True, ogg_dir=str(blocker))).start()
+        async with SoraServer(config(tmp_path, service="ogg", ogg_dir=str(nested))) as server:
+            ok = await stream_opus(server.url + "/speech", PACKETS[:5], realtime=False, session_id="s",
+                                   connection_id="c")
+            nested.joinpath("s-c.ogg").rename(tmp_path / "s-c.ogg")
+            nested.rmdir()
+            gone = await stream_opus(server.url + "/speech", PACKETS[:5], realtime=False)
+            return ok.status, gone.status
+
+    with caplog.at_level("INFO", logger="audiocore.gateway.sora"):
+        ok, gone = run(scenario())
+    assert ok == 200 and packets_from_ogg(tmp_path / "s-c.ogg") == PACKETS[:5]
+    assert gone == 500
+    assert [r for r in caplog.records if r.levelno >= 30 and "ogg refused (500)" in r.getMessage()]
+
+
+def test_serve_sora_cannot_create_its_ogg_dir(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    p = subprocess.run([sys.executable, "-m", "audiocore", "serve", "sora", "--listen-port", "0", "--service", "ogg",
+                        "--ogg-dir", str(blocker / "x"), "--skip-basic-auth"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "listening" not in p.stdout, p
+    (line,) = p.stderr.strip().splitlines()
+    assert "ogg_dir" in line and str(blocker / "x") in line, p.stderr
+
+
+def _request_block(path: str, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    return [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"127.0.0.1"), (b":path", path.encode()),
+            (b"sora-audio-streaming-language-code", b"ja-JP"), *extra]
+
+
+@pytest.mark.parametrize("bad", [
+    (b"Sora-Channel-Id", b"x"),       # upper case in a field name (RFC 9113 section 8.2.1)
+    (b"connection", b"keep-alive"),   # connection-specific field (section 8.2.2)
+    (b"sora-channel-id", b"x "),      # whitespace after a value (section 8.2.1)
+    (b":status", b"200"),             # a response pseudo-header in a request (section 8.3)
+])
+@pytest.mark.parametrize("in_trailers", [False, True])
+def test_a_malformed_request_resets_only_its_stream(tmp_path: Path, bad: tuple[bytes, bytes],
+                                                    in_trailers: bool) -> None:
+    """RFC 9113 section 8.1.1: a malformed request (its header block, or its trailers) is a
+    stream error (RST_STREAM PROTOCOL_ERROR); the live stream beside it on the same
+    connection completes. Raw frames (hyperframe, hpack) so the client does not refuse to
+    send them."""
+    from hpack import Encoder
+    from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame, SettingsFrame
+
+    async def scenario() -> tuple[list[bytes], dict[int, int], bool, bool]:
+        async with SoraServer(config(tmp_path)) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            encoder = Encoder()
+            buf = bytearray()
+            lines: list[bytes] = []
+            resets: dict[int, int] = {}
+            state = {"goaway": False, "ended": False}
+
+            def headers(sid: int, block: list[tuple[bytes, bytes]], end: bool = False) -> bytes:
+                f = HeadersFrame(sid)
+                f.data = encoder.encode(block)
+                f.flags.add("END_HEADERS")
+                if end:
+                    f.flags.add("END_STREAM")
+                return f.serialize()
+
+            def data(sid: int, payload: bytes, end: bool = False) -> bytes:
+                f = DataFrame(sid)
+                f.data = payload
+                if end:
+                    f.flags.add("END_STREAM")
+                return f.serialize()
+
+            async def until(cond: Callable[[], bool]) -> None:
+                while not cond():
+                    chunk = await asyncio.wait_for(reader.read(1 << 16), 20)
+                    assert chunk, "connection closed"
+                    buf.extend(chunk)
+                    while len(buf) >= 9:
+                        frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
+                        if len(buf) < 9 + length:
+                            break
+                        frame.parse_body(memoryview(buf[9 : 9 + length]))
+                        del buf[: 9 + length]
+                        if isinstance(frame, DataFrame) and frame.stream_id == 1:
+                            lines.append(bytes(frame.data))
+                            state["ended"] = state["ended"] or "END_STREAM" in frame.flags
+                        elif isinstance(frame, HeadersFrame) and frame.stream_id == 1:
+                            state["ended"] = state["ended"] or "END_STREAM" in frame.flags
+                        elif isinstance(frame, RstStreamFrame):
+                            resets[frame.stream_id] = frame.error_code
+                        elif isinstance(frame, GoAwayFrame):
+                            state["goaway"] = True
+
+            writer.write(PREFACE + SettingsFrame(0).serialize() + headers(1, _request_block("/test"))
+                         + data(1, body_of(PACKETS[:1])))
+            await until(lambda: len(lines) == 1)
+            if in_trailers:
+                writer.write(headers(3, _request_block("/test")) + data(3, body_of(PACKETS[:1]))
+                             + headers(3, [bad], end=True))
+            else:
+                writer.write(headers(3, _request_block("/test", bad)) + data(3, body_of(PACKETS[:1])))
+            await until(lambda: 3 in resets)
+            writer.write(data(1, body_of(PACKETS[1:3], seq0=1), end=True))
+            await until(lambda: state["ended"] or state["goaway"])
+            writer.close()
+            return lines, resets, state["goaway"], state["ended"]
+
+    lines, resets, goaway, ended = run(scenario())
+    assert resets == {3: 1}  # PROTOCOL_ERROR on the malformed stream only
+    assert not goaway and ended
+    assert [json.loads(x)["message"] for x in lines if x] == [f"n: {len(p)}" for p in PACKETS[:3]]
+
+
+def _shutdown_lines(lines: list[bytes]) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in lines]
+
+
+def test_close_mid_stream_finishes_the_ogg_file_and_the_response(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """SoraServer.close() while a client is still streaming: after shutdown_timeout_ms the
+    stream is cut cleanly: its Ogg file ends with an EOS page (opusinfo, PyAV), the client
+    gets a finished response (a SHUTDOWN error line, END_STREAM: no reset code), and one log
+    line says how many streams were cut. The Ogg tee of another service too."""
+    sent = PACKETS[:40]
+
+    async def scenario() -> tuple[list[bytes], int | None, list[bytes], int | None]:
+        server = SoraServer(config(tmp_path, service="ogg", shutdown_timeout_ms=200, enable_ogg_file_output=True))
+        await server.start()
+        client = await H2Client.connect(server.url)
+        ogg = await open_stream(client, "/speech", sora_headers(session_id="stop", connection_id="ogg"))
+        tee = await open_stream(client, "/test", sora_headers(session_id="stop", connection_id="tee"))
+        assert await ogg.response() == 200 and await tee.response() == 200
+        await ogg.send(body_of(sent) + b"\x00" * 7)  # and part of a header
+        await tee.send(body_of(sent))
+        tee_lines = [await read_line(tee) for _ in sent]
+        await settle(lambda: all(s.queued_packets == 0 for c in server.connections for s in c.streams.values()), 20)
+        await asyncio.wait_for(server.close(), 20)
+        ogg_lines = [x async for x in ogg.lines()]
+        tee_lines += [x async for x in tee.lines()]
+        return ogg_lines, ogg.reset_code, tee_lines, tee.reset_code
+
+    with caplog.at_level("INFO", logger="audiocore.gateway.sora"):
+        ogg_lines, ogg_reset, tee_lines, tee_reset = run(scenario())
+    assert _shutdown_lines(ogg_lines) == [{"type": "error", "reason": SHUTDOWN_REASON}] and ogg_reset is None
+    assert _shutdown_lines(tee_lines)[-1] == {"type": "error", "reason": SHUTDOWN_REASON} and tee_reset is None
+    assert len(tee_lines) == len(sent) + 1
+    for name in ("stop-ogg.ogg", "stop-tee.ogg"):
+        opusinfo(tmp_path / name)  # fails on "EOS not set" and any other warning
+        assert packets_from_ogg(tmp_path / name) == sent == pyav_packets(tmp_path / name)
+    cut = [r.getMessage() for r in caplog.records if "cut" in r.getMessage()]
+    assert len(cut) == 1 and "2 open streams cut" in cut[0], cut
+
+
+def test_sigterm_to_serve_sora_mid_stream_leaves_a_finished_ogg_file(tmp_path: Path) -> None:
+    """A real SIGTERM to ``audiocore serve sora`` while a client streams: the process exits
+    0, the file (in an ogg_dir that did not exist: created at start) passes opusinfo with its
+    EOS page and holds every packet sent, the client's response is finished, and stderr says
+    how many streams were cut."""
+    out = tmp_path / "new" / "dir"
+    sent = PACKETS[:30]
+    args = [sys.executable, "-m", "audiocore", "serve", "sora", "--listen-port", "0", "--service", "ogg",
+            "--ogg-dir", str(out), "--audio-streaming-header", "--skip-basic-auth", "--shutdown-timeout-ms", "300"]
+    with server_process(args) as (proc, line):
+        url = line.split("listening on ", 1)[1].split(" ", 1)[0]
+
+        async def scenario() -> tuple[list[bytes], int | None]:
+            client = await H2Client.connect(url)
+            stream = await open_stream(client, "/speech", sora_headers(session_id="sig", connection_id="term"))
+            assert await stream.response() == 200
+            await stream.send(body_of(sent))
+            await settle(lambda: (out / "sig-term.ogg").exists(), 20)
+            proc.send_signal(signal.SIGTERM)
+            lines = [x async for x in stream.lines()]
+            return lines, stream.reset_code
+
+        lines, reset = run(scenario())
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert _shutdown_lines(lines) == [{"type": "error", "reason": SHUTDOWN_REASON}] and reset is None
+    assert "1 open stream cut" in err, err
+    report = opusinfo(out / "sig-term.ogg")
+    assert "Pre-skip: 3840" in report
+    assert packets_from_ogg(out / "sig-term.ogg") == sent == pyav_packets(out / "sig-term.ogg")
+
+
+class _StuckStream(RecognizerStream):
+    """Takes ``take`` packets, then never returns from ``send``."""
+
+    def __init__(self, take: int) -> None:
+        super().__init__()
+        self.take = take
+
+    async def send(self, chunk: AudioChunk) -> None:
+        self.take -= 1
+        if self.take < 0:
+            await asyncio.Event().wait()
+
+    async def end(self, ogg_tail: bytes) -> None:
+        await self.finish()
+
+
+class _Stuck(Recognizer):
+    name = "stuck"
+    wants_ogg = False
+
+    async def open(self, info: StreamInfo) -> RecognizerStream:
+        return _StuckStream(10)
+
+
+def test_a_stream_not_finished_at_shutdown_is_reset_with_cancel_and_its_ogg_copy_finished(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A recognizer stuck in send() at shutdown: after shutdown_finish_timeout_ms the stream
+    is reset with CANCEL (the documented code), and the Ogg copy the gateway writes
+    (enable_ogg_file_output) still ends with its EOS page."""
+    sent = PACKETS[:30]
+
+    async def scenario() -> int | None:
+        cfg = config(tmp_path, service="stuck", enable_ogg_file_output=True, shutdown_timeout_ms=100,
+                     shutdown_finish_timeout_ms=300)
+        server = SoraServer(cfg, recognizers={"stuck": _Stuck()})
+        await server.start()
+        client = await H2Client.connect(server.url)
+        stream = await open_stream(client, "/speech", sora_headers(session_id="st", connection_id="uck"))
+        assert await stream.response() == 200
+        await stream.send(body_of(sent))
+        # the recognizer took 10 packets and holds the 11th: 19 wait in the queue
+        await settle(lambda: [s.queued_packets for c in server.connections for s in c.streams.values()]
+                     == [len(sent) - 11], 20)
+        await asyncio.wait_for(server.close(), 20)
+        assert await stream.body() == b""
+        return stream.reset_code
+
+    with caplog.at_level("INFO", logger="audiocore.gateway.sora"):
+        reset = run(scenario())
+    assert reset == 8  # CANCEL
+    opusinfo(tmp_path / "st-uck.ogg")
+    got = packets_from_ogg(tmp_path / "st-uck.ogg")
+    assert got == sent[: len(got)] and len(got) == 11  # 10 taken, the 11th in the stuck send()
+    cut = [r.getMessage() for r in caplog.records if "cut" in r.getMessage()]
+    assert len(cut) == 1 and "1 open stream cut" in cut[0] and "1 not finished" in cut[0], cut

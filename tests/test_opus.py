@@ -354,3 +354,65 @@ def test_fuzz_decode_of_arbitrary_bytes_agrees_with_opuslib(packet: bytes) -> No
     except opuslib.OpusError:
         expected = None
     assert pcm == expected
+
+
+# ---------------------------------------------------------------- opuslib's spellings
+
+
+def test_opuslib_frame_size_spellings_are_bit_identical_to_opuslib() -> None:
+    """``decode(packet, frame_size, decode_fec)`` and ``encode(pcm, frame_size)`` as opuslib
+    is called, on the same packets, give opuslib's bytes: frame_size is the room for the
+    output (the packet's duration comes out), FEC recovers frame_size samples, an empty
+    packet is concealed."""
+    pcm = speech(16000)[: 16000 * 2 * 3]
+    ours_enc = audiocore.OpusEncoder(16000, 1, "voip", bitrate=24000)
+    theirs_enc = opuslib.Encoder(16000, 1, opuslib.APPLICATION_VOIP)
+    theirs_enc.bitrate = 24000
+    for i in range(0, len(pcm) - 640 + 1, 640):
+        assert ours_enc.encode(pcm[i : i + 640], 320) == theirs_enc.encode(pcm[i : i + 640], 320)
+    # (opuslib's inband_fec setter is broken: packets with FEC data come from ours)
+    packets = encode_all(16000, 20, fec=True, packet_loss_perc=20, bitrate=24000)[:150]
+    ours, theirs = audiocore.OpusDecoder(16000), opuslib.Decoder(16000, 1)
+    for i, packet in enumerate(packets):
+        if i % 5 == 1:
+            assert ours.decode(b"", 320) == theirs.decode(b"", 320)  # lost: concealed
+        elif i % 5 == 3:
+            assert ours.decode(packet, 320, True) == theirs.decode(packet, 320, True)
+            assert ours.decode(packet, 320) == theirs.decode(packet, 320)
+        else:
+            room = (320, 960, 1920, 5760)[i % 4]
+            assert ours.decode(packet, room) == theirs.decode(packet, room)
+    assert len(packets) == 150
+
+
+def test_opuslib_frame_size_is_refused_where_it_does_not_fit() -> None:
+    enc = audiocore.OpusEncoder(16000, 2)
+    pcm = bytes(1280)  # 20 ms of stereo: 320 samples per channel
+    assert enc.encode(pcm, 320) == audiocore.OpusEncoder(16000, 2).encode(pcm)
+    # opuslib would encode the first 160 samples (or read past the end for 480): refused
+    for frame_size in (160, 480, 640):
+        with pytest.raises(ValueError, match=f"frame_size {frame_size} does not match the PCM "
+                           "given: 1280 bytes are 320 samples per channel"):
+            enc.encode(pcm, frame_size)
+    packet = audiocore.OpusEncoder(16000).encode(bytes(640))
+    dec = audiocore.OpusDecoder(16000)
+    # less room than the packet holds: opuslib's libopus call fails, ours says why
+    with pytest.raises(opuslib.OpusError, match="buffer too small"):
+        opuslib.Decoder(16000, 1).decode(packet, 160)
+    with pytest.raises(ValueError, match="frame_size 160 is less than this packet's duration: "
+                       "320 samples per channel at 16000 Hz"):
+        dec.decode(packet, 160)
+    with pytest.raises(ValueError, match="lost span must be a positive multiple of 2.5 ms"):
+        dec.decode(packet, 330, decode_fec=True)
+    with pytest.raises(TypeError, match="decode_fec=True needs frame_size"):
+        dec.decode(packet, decode_fec=True)
+    for bad, error in ((0, ValueError), (-320, ValueError), (True, TypeError),
+                       ("320", TypeError), (320.0, TypeError)):
+        with pytest.raises(error, match="frame_size must be"):
+            dec.decode(packet, bad)  # type: ignore[arg-type]
+        with pytest.raises(error, match="frame_size must be"):
+            audiocore.OpusEncoder(16000).encode(bytes(640), bad)  # type: ignore[arg-type]
+    with pytest.raises(audiocore.DecodeError):
+        dec.decode(b"")  # an empty packet without frame_size is still malformed
+    # the decoder is unharmed by the refusals
+    assert dec.decode(packet, np.int64(320)) == audiocore.OpusDecoder(16000).decode(packet)

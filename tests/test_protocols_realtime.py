@@ -659,3 +659,37 @@ def test_sdk_events_with_optional_fields_missing(case: tuple[str, str, dict, boo
         assert copy.deepcopy((s.response_id, s.input_format, s.output_format, s._items, s.auto_interrupt)) == before
         return
     assert (ev.type == type_) if type_ in rt.KNOWN_TYPES else ev == rt.Unknown(type_, msg)
+
+
+# ---------------------------------------------------------------- receive's return type
+
+EVENT_CLASSES = set(typing.get_args(rt.Event))
+
+
+def test_event_names_every_class_receive_returns() -> None:
+    """``Event`` (receive's return type) is exactly the public event classes: each
+    ServerEvent subclass the module exports, and Unknown; no private base, no ServerEvent."""
+    public = [getattr(rt, name) for name in rt.__all__]
+    classes = {c for c in public if isinstance(c, type) and issubclass(c, rt.ServerEvent)
+               and c is not rt.ServerEvent}
+    assert EVENT_CLASSES == classes | {rt.Unknown}
+    assert typing.get_type_hints(rt.RealtimeSession.receive)["return"] == rt.Event
+
+
+@pytest.mark.parametrize("sdk, type_", SDK_CASES)
+def test_every_sdk_event_comes_back_as_an_event_class(sdk: str, type_: str) -> None:
+    """What receive returns for every server event of the vendors' SDKs, and for audio and
+    dropped deltas, is an instance of a class of the union (checked, not assumed)."""
+    fields = list(SDKS[sdk][type_][1])
+    ev = rt.RealtimeSession().receive(_build(sdk, type_, fields))
+    assert type(ev) in EVENT_CLASSES, (type_, type(ev))
+
+
+def test_audio_and_dropped_deltas_are_event_classes() -> None:
+    s = rt.RealtimeSession()
+    s.receive('{"type":"response.created","response":{"id":"r"}}')
+    ev = s.receive(_delta("r", "i", bytes(4)))
+    assert type(ev) is rt.AudioDelta and type(ev) in EVENT_CLASSES
+    s.barge_in("i", 0)
+    ev = s.receive(_delta("r", "i", bytes(4)))
+    assert type(ev) is rt.DroppedAudioDelta and type(ev) in EVENT_CLASSES

@@ -16,8 +16,11 @@ from reference import sora as ref
 
 
 def _body(rng: random.Random, n: int) -> tuple[bytes, list[tuple[int, int, bytes]]]:
+    """A body of ``n`` packets, some empty, and the packets a reader yields: the non-empty
+    ones (the reference drops zero-length payloads silently, PROTOCOLS.md section 7)."""
     packets = [(1_700_000_000_000_000 + 20_000 * i, i, rng.randbytes(rng.choice([0, 1, 3, 19, 20, 21, 120, 300]))) for i in range(n)]
-    return b"".join(struct.pack(">QQI", t, s, len(p)) + p for t, s, p in packets), packets
+    body = b"".join(struct.pack(">QQI", t, s, len(p)) + p for t, s, p in packets)
+    return body, [p for p in packets if p[2]]
 
 
 def _tuples(pkts: list[sora.Packet]) -> list[tuple[int | None, int, bytes]]:
@@ -164,7 +167,19 @@ def test_result_lines() -> None:
 @given(st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1), st.binary(max_size=50)), max_size=8))
 def test_round_trip(packets: list[tuple[int, int, bytes]]) -> None:
     body = b"".join(sora.packet_bytes(*p) for p in packets)
-    assert _tuples(sora.BodyParser().feed(body)) == packets
+    parser = sora.BodyParser()
+    assert _tuples(parser.feed(body)) == [p for p in packets if p[2]]
+    assert parser.empty == sum(not p[2] for p in packets)
+
+
+def test_empty_payloads_are_dropped_silently() -> None:
+    """Suzu sends nothing for a zero-length payload (its handlers act on n > 0 only): no
+    packet, no error, the packets around it unchanged, whatever the split."""
+    body = sora.packet_bytes(1, 0, b"\xfc\xff\xfe") + sora.packet_bytes(2, 1, b"") + sora.packet_bytes(3, 2, b"x")
+    for cut in range(len(body) + 1):
+        parser = sora.BodyParser()
+        got = parser.feed(body[:cut]) + parser.feed(body[cut:])
+        assert _tuples(got) == [(1, 0, b"\xfc\xff\xfe"), (3, 2, b"x")] and parser.empty == 1 and not parser.pending
 
 
 @pytest.mark.parametrize("size", [1 << 22, 0xFFFFFF])

@@ -8,7 +8,9 @@ Objects are safe to use from one thread at a time.
 
 from typing import TYPE_CHECKING, Any
 
-from audiocore._ext.b64 import b64decode, b64decode_into, b64decoded_length, b64encode
+from audiocore._ext.b64 import (
+    b64decode, b64decode_into, b64decoded_length, b64encode, urlsafe_b64decode, urlsafe_b64encode,
+)
 from audiocore._ext.errors import (
     AudioCoreError,
     BufferFullError,
@@ -68,6 +70,8 @@ __all__ = [
     "b64decode_into",
     "b64decoded_length",
     "b64encode",
+    "urlsafe_b64decode",
+    "urlsafe_b64encode",
     "libopus_version",
     "ulaw_decode",
     "ulaw_encode",

@@ -216,10 +216,14 @@ def design_filter(in_rate: int, out_rate: int,
 _set_designer(_design)
 
 
-def resample(data: PCMLike, in_rate: int, out_rate: int, *, channels: int = 1,
-             quality: Literal["hq", "fast"] = "hq",
-             dtype: Literal["int16", "float32"] = "int16") -> bytes:
+def resample(data: PCMLike, in_rate: int | float, out_rate: int | float,
+             quality: Literal["hq", "fast", "HQ", "VHQ", "MQ", "LQ", "QQ", "vhq", "mq", "lq",
+                              "qq"] = "hq",
+             *, channels: int = 1, dtype: Literal["int16", "float32"] = "int16") -> bytes:
     """Resample a whole signal at once; returns ``bytes`` of the same dtype and channels.
+
+    The arguments are those of :class:`Resampler`, in ``soxr.resample``'s order (``quality``
+    the fourth; ``channels`` and ``dtype`` by keyword: they are not read from an array).
 
     The output is time-aligned with the input, as ``soxr.resample`` does: the filter's
     group delay is removed and the tail flushed, so output frame ``j`` is the signal at time

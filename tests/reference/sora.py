@@ -1,4 +1,6 @@
-"""Plain reading of a whole Sora header-mode body: 20-byte big-endian headers, then payloads."""
+"""Plain reading of a whole Sora header-mode body: 20-byte big-endian headers, then payloads.
+A zero-length payload yields nothing (the reference gateway's handlers act only on reads of
+n > 0 bytes: Suzu test_handler.go, packet_dump_handler.go)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ def packets(body: bytes, max_payload: int) -> tuple[list[tuple[int, int, bytes]]
             raise RefError(pos, out)
         if len(body) - pos - 20 < length:
             break
-        out.append((ts, seq, body[pos + 20 : pos + 20 + length]))
+        if length:
+            out.append((ts, seq, body[pos + 20 : pos + 20 + length]))
         pos += 20 + length
     return out, body[pos:]

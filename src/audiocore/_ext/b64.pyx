@@ -1,4 +1,5 @@
-"""Base64 kernel: standard alphabet, padded, strict decoding (RFC 4648 section 4)."""
+"""Base64 kernel: standard or URL-safe alphabet, padded, strict decoding (RFC 4648 sections 4
+and 5)."""
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.unicode cimport PyUnicode_Check
@@ -35,7 +36,32 @@ cdef int _text_acquire(object data, InBuf* b) except -1:
     return in_acquire(data, b)
 
 
-cdef object _decode_error(int code, const unsigned char* src, size_t n, size_t offset):
+cdef int _alphabet(object altchars, object validate) except -1:
+    """0 for the standard alphabet, 1 for the URL-safe one, from the standard library's
+    ``altchars`` and ``validate`` arguments; ValueError for what this kernel does not do."""
+    if not validate:
+        raise ValueError("validate=False is not supported: audiocore always decodes strictly "
+                         "(as validate=True), refusing every character outside the alphabet "
+                         "rather than discarding it; strip whitespace first if the input has "
+                         "some")
+    if altchars is None:
+        return 0
+    if isinstance(altchars, str):
+        alt = altchars.encode("ascii", "replace")
+    elif isinstance(altchars, (bytes, bytearray)):
+        alt = bytes(altchars)
+    else:
+        raise TypeError(f"altchars must be bytes or str, not {type(altchars).__name__!r}")
+    if alt == b"+/":
+        return 0
+    if alt == b"-_":
+        return 1
+    raise ValueError(f"altchars must be b'-_' (the URL-safe alphabet) or b'+/' (the standard "
+                     f"one), not {altchars!r}")
+
+
+cdef object _decode_error(int code, const unsigned char* src, size_t n, size_t offset,
+                          int url=0):
     cdef unsigned char c
     if code == AC_B64_ERR_LENGTH:
         return DecodeError(
@@ -51,26 +77,34 @@ cdef object _decode_error(int code, const unsigned char* src, size_t n, size_t o
         what = f"character {chr(c)!r}"
     else:
         what = f"byte 0x{c:02x}"
-    return DecodeError(f"invalid base64: {what} at offset {offset}", offset)
+    if url:
+        note = (" (the URL-safe alphabet has '-' and '_' where the standard one has '+' and "
+                "'/')" if c in b"+/" else "")
+        return DecodeError(f"invalid URL-safe base64: {what} at offset {offset}{note}", offset)
+    note = (" (URL-safe base64? use urlsafe_b64decode or altchars=b'-_')"
+            if c in b"-_" else "")
+    return DecodeError(f"invalid base64: {what} at offset {offset}{note}", offset)
 
 
-cdef int _decode(const unsigned char* src, size_t n, unsigned char* dst) except -1:
+cdef int _decode(const unsigned char* src, size_t n, unsigned char* dst, int url=0) except -1:
     cdef size_t err_offset = 0
     cdef int code
     if n >= NOGIL_BYTES:
         with nogil:
-            code = ac_b64_decode(src, n, dst, &err_offset)
+            if url:
+                code = ac_b64_decode_url(src, n, dst, &err_offset)
+            else:
+                code = ac_b64_decode(src, n, dst, &err_offset)
+    elif url:
+        code = ac_b64_decode_url(src, n, dst, &err_offset)
     else:
         code = ac_b64_decode(src, n, dst, &err_offset)
     if code != AC_B64_OK:
-        raise _decode_error(code, src, n, err_offset)
+        raise _decode_error(code, src, n, err_offset, url)
     return 0
 
 
-def b64encode(data) -> bytes:
-    """Encode raw bytes or int16 PCM (an int16 array) as padded standard base64; returns ASCII
-    ``bytes``. An array of another dtype is a TypeError (``arr.view(numpy.uint8)`` encodes its
-    bytes)."""
+cdef bytes _encode(object data, int url):
     cdef InBuf b
     cdef unsigned char* dst
     pcm_acquire(data, &b, 0)
@@ -79,7 +113,12 @@ def b64encode(data) -> bytes:
         dst = <unsigned char*>PyBytes_AS_STRING(out)
         if b.len >= NOGIL_BYTES:
             with nogil:
-                ac_b64_encode(b.ptr, <size_t>b.len, dst)
+                if url:
+                    ac_b64_encode_url(b.ptr, <size_t>b.len, dst)
+                else:
+                    ac_b64_encode(b.ptr, <size_t>b.len, dst)
+        elif url:
+            ac_b64_encode_url(b.ptr, <size_t>b.len, dst)
         else:
             ac_b64_encode(b.ptr, <size_t>b.len, dst)
         return out
@@ -87,21 +126,51 @@ def b64encode(data) -> bytes:
         in_release(&b)
 
 
-def b64decode(data) -> bytes:
-    """Decode padded standard base64 from ASCII ``str`` or a bytes-like object.
-
-    Strict: any character outside the alphabet (whitespace included), misplaced padding or a
-    length that is not a multiple of 4 raises :class:`DecodeError` with ``.offset`` set.
-    """
+cdef bytes _decode_new(object data, int url):
     cdef InBuf b
     _text_acquire(data, &b)
     try:
         out = PyBytes_FromStringAndSize(
             NULL, <Py_ssize_t>ac_b64_decoded_len(b.ptr, <size_t>b.len))
-        _decode(b.ptr, <size_t>b.len, <unsigned char*>PyBytes_AS_STRING(out))
+        _decode(b.ptr, <size_t>b.len, <unsigned char*>PyBytes_AS_STRING(out), url)
         return out
     finally:
         in_release(&b)
+
+
+def b64encode(data, altchars=None) -> bytes:
+    """Encode raw bytes or int16 PCM (an int16 array) as padded standard base64; returns ASCII
+    ``bytes``. An array of another dtype is a TypeError (``arr.view(numpy.uint8)`` encodes its
+    bytes). ``altchars=b"-_"`` gives the URL-safe alphabet, as the standard library does; no
+    other pair is supported (ValueError)."""
+    return _encode(data, 0 if altchars is None else _alphabet(altchars, True))
+
+
+def b64decode(data, altchars=None, validate=True) -> bytes:
+    """Decode padded standard base64 from ASCII ``str`` or a bytes-like object.
+
+    Strict: any character outside the alphabet (whitespace included), misplaced padding or a
+    length that is not a multiple of 4 raises :class:`DecodeError` with ``.offset`` set.
+    ``altchars=b"-_"`` decodes the URL-safe alphabet instead (and only it). ``validate`` is the
+    standard library's: True is what this function always does; False (discard characters
+    outside the alphabet) is refused with ValueError.
+    """
+    if altchars is None and validate is True:
+        return _decode_new(data, 0)
+    return _decode_new(data, _alphabet(altchars, validate))
+
+
+def urlsafe_b64encode(data) -> bytes:
+    """Encode like :func:`b64encode` in the URL-safe alphabet (RFC 4648 section 5: ``-`` and
+    ``_`` for ``+`` and ``/``), padded, as :func:`base64.urlsafe_b64encode` does."""
+    return _encode(data, 1)
+
+
+def urlsafe_b64decode(data) -> bytes:
+    """Decode padded URL-safe base64 (RFC 4648 section 5), strictly: ``+``, ``/``, whitespace
+    or missing padding raise :class:`DecodeError` with ``.offset`` set (the standard library
+    also takes ``+`` and ``/`` and discards other characters)."""
+    return _decode_new(data, 1)
 
 
 def b64decode_into(data, out) -> int:

@@ -9,6 +9,8 @@ released; an object is for one thread at a time, and a second thread calling int
 that is busy gets a RuntimeError instead of corrupting the codec state.
 """
 
+import operator
+
 cimport cython
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from libc.stdlib cimport malloc, free
@@ -91,6 +93,20 @@ cdef int _check_rate_channels(int rate, int channels) except -1:
     if channels != 1 and channels != 2:
         raise ValueError(f"channels must be 1 or 2, not {channels}")
     return 0
+
+
+cdef int _samples_arg(object value) except -1:
+    """A positive count of samples per channel (int or NumPy integer, not bool)."""
+    if isinstance(value, bool):
+        raise TypeError("frame_size must be an int, not bool")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise TypeError(f"frame_size must be an int, not {type(value).__name__}") from None
+    if not 0 < n <= 1 << 20:
+        raise ValueError(f"frame_size must be a positive number of samples per channel, "
+                         f"not {n}")
+    return n
 
 
 cdef inline void _to_le(short* pcm, Py_ssize_t count) noexcept nogil:
@@ -187,12 +203,20 @@ cdef class OpusDecoder:
 
     # ---------------------------------------------------------------- Python API
 
-    def decode(self, packet) -> bytes:
+    def decode(self, packet, frame_size=None, decode_fec=False) -> bytes:
         """Decode one Opus packet (2.5 to 120 ms; its duration comes from the packet) to
         PCM16LE bytes. A malformed packet raises :class:`DecodeError` and leaves the decoder
-        unchanged; libopus's own failures raise :class:`OpusError`."""
+        unchanged; libopus's own failures raise :class:`OpusError`.
+
+        ``frame_size`` and ``decode_fec`` are opuslib's: ``frame_size`` (samples per channel)
+        is the room for the output, at least the packet's duration (ValueError otherwise),
+        and the output is the packet's duration; ``decode_fec=True`` is
+        ``decode_fec(packet, frame_size)``; an empty packet with ``frame_size`` is
+        ``conceal(frame_size)``. Without ``frame_size`` an empty packet is a DecodeError."""
         cdef InBuf b
         cdef int frames
+        if frame_size is not None or decode_fec:
+            return _decode_opuslib(self, packet, frame_size, decode_fec)
         in_acquire(packet, &b)
         try:
             frames = packet_samples48(b.ptr, b.len) // (48000 // self.rate)
@@ -240,6 +264,29 @@ cdef class OpusDecoder:
 
     def __reduce__(self):
         raise TypeError("OpusDecoder cannot be pickled")
+
+
+cdef bytes _decode_opuslib(OpusDecoder dec, object packet, object frame_size, object decode_fec):
+    """OpusDecoder.decode with opuslib's frame_size (the room) and decode_fec."""
+    cdef InBuf b
+    cdef int frames
+    if frame_size is None:
+        raise TypeError("decode_fec=True needs frame_size: the lost duration in samples "
+                        "per channel")
+    room = _samples_arg(frame_size)
+    in_acquire(packet, &b)
+    try:
+        if b.len == 0:  # libopus (and so opuslib) conceals for an empty packet
+            return dec.conceal(room)
+        if decode_fec:
+            return dec.decode_fec(packet, room)
+        frames = packet_samples48(b.ptr, b.len) // (48000 // dec.rate)
+    finally:
+        in_release(&b)
+    if room < frames:
+        raise ValueError(f"frame_size {room} is less than this packet's duration: "
+                         f"{frames} samples per channel at {dec.rate} Hz")
+    return dec.decode(packet)
 
 
 @cython.final
@@ -290,10 +337,11 @@ cdef class OpusEncoder:
             raise _opus_error(ret, "opus_encode")
         return ret
 
-    def encode(self, pcm) -> bytes:
+    def encode(self, pcm, frame_size=None) -> bytes:
         """Encode one frame of PCM16LE (2.5, 5, 10, 20, 40, 60, 80, 100 or 120 ms, its
         duration taken from its length) to one Opus packet. ``pcm`` is raw bytes or an int16
-        array, 1-D or C-contiguous (frames, channels)."""
+        array, 1-D or C-contiguous (frames, channels). ``frame_size`` (opuslib's: samples per
+        channel), when given, must be the duration ``pcm`` holds (ValueError otherwise)."""
         cdef InBuf b
         cdef unsigned char buf[MAX_PACKET_BYTES]
         cdef short* native = NULL
@@ -304,6 +352,11 @@ cdef class OpusEncoder:
             if b.len % width:
                 raise ValueError(f"PCM length {b.len} is not a whole number of "
                                  f"{self.channels}-channel 16-bit samples")
+            if frame_size is not None and _samples_arg(frame_size) != b.len // width:
+                raise ValueError(
+                    f"frame_size {frame_size} does not match the PCM given: {b.len} bytes are "
+                    f"{b.len // width} samples per channel ({self.channels} channel"
+                    f"{'s' if self.channels > 1 else ''} of 16 bits)")
             if AC_BIG_ENDIAN:
                 native = <short*>malloc(<size_t>b.len + 2)
                 if native == NULL:

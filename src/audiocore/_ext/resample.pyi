@@ -11,12 +11,13 @@ MAX_RATE: Final[int]
 class Resampler:
     def __new__(
         cls,
-        in_rate: int,
-        out_rate: int,
-        *,
+        in_rate: int | float,
+        out_rate: int | float,
         channels: int = 1,
-        quality: Literal["hq", "fast"] = "hq",
         dtype: Literal["int16", "float32"] = "int16",
+        quality: Literal[
+            "hq", "fast", "HQ", "VHQ", "MQ", "LQ", "QQ", "vhq", "mq", "lq", "qq"
+        ] = "hq",
     ) -> Self: ...
     def process(self, data: PCMLike) -> bytes: ...
     def process_into(self, data: PCMLike, out: PCMLike) -> int: ...

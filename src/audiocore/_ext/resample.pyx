@@ -4,6 +4,7 @@ The filter comes from a designer registered by ``audiocore.resampling`` (scipy, 
 ratio and quality); this module holds no design policy.
 """
 
+import numbers
 import operator
 
 cimport cython
@@ -37,8 +38,19 @@ def _set_designer(fn) -> None:
     _designer = fn
 
 
+# Quality names, case-insensitive: ours, and python-soxr's mapped by intent (HQ and VHQ: the
+# best this has; QQ, LQ and MQ: the cheaper filter). Neither of ours is soxr's VHQ (28-bit).
+_QUALITIES = {
+    "hq": "hq", "vhq": "hq", "soxr_hq": "hq", "soxr_vhq": "hq",
+    "fast": "fast", "mq": "fast", "lq": "fast", "qq": "fast",
+    "soxr_mq": "fast", "soxr_lq": "fast", "soxr_qq": "fast",
+}
+
+
 cdef object _int_arg(str name, object value):
     """An integer argument: int or anything with __index__ (NumPy integers), not bool."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int, not bool")
     try:
@@ -47,13 +59,47 @@ cdef object _int_arg(str name, object value):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
 
 
+cdef object _rate_arg(str name, object value):
+    """A rate in Hz: an int, or a real number that is a whole number (44100.0, as soxr and
+    audio file readers give them); 44100.5 is a ValueError."""
+    if type(value) is int:
+        return value
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a whole number of Hz, not bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        pass
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        if f.is_integer():
+            return int(f)
+        raise ValueError(f"unsupported {name} {value!r} Hz: rates must be whole numbers of Hz")
+    raise TypeError(f"{name} must be a whole number of Hz (int or float), not "
+                    f"{type(value).__name__}")
+
+
+cdef str _quality_name(object quality):
+    """``"hq"`` or ``"fast"`` for any accepted spelling of ``quality``."""
+    if type(quality) is str and (quality == "hq" or quality == "fast"):
+        return quality
+    name = _QUALITIES.get(quality.lower()) if isinstance(quality, str) else None
+    if name is None:
+        raise ValueError(f"quality must be 'hq' or 'fast' (or soxr's 'VHQ', 'HQ': hq; "
+                         f"'MQ', 'LQ', 'QQ': fast; any case), not {quality!r}")
+    return name
+
+
 @cython.final
 cdef class Resampler:
-    """Streaming resampler from ``in_rate`` to ``out_rate`` Hz (integers, 8000..192000).
+    """Streaming resampler from ``in_rate`` to ``out_rate`` Hz (whole numbers, 8000..192000;
+    a float such as 44100.0 is taken, 44100.5 is not).
 
     ``channels`` 1 or 2 (interleaved); ``dtype`` ``"int16"`` (little-endian; output rounded
     to nearest and saturated) or ``"float32"`` (native floats, not clipped); ``quality``
-    ``"hq"`` or ``"fast"`` (the module ``audiocore.resampling`` has the specification). The
+    ``"hq"`` or ``"fast"`` (the module ``audiocore.resampling`` has the specification), or
+    python-soxr's names in any case (``"VHQ"``/``"HQ"``: hq, ``"MQ"``/``"LQ"``/``"QQ"``: fast).
+    The first four arguments are in soxr ``ResampleStream``'s order. The
     filter is designed on first use of a ratio and quality and shared afterwards, so building
     one per call is cheap (the first design in a process imports scipy: do it at start-up).
 
@@ -68,20 +114,19 @@ cdef class Resampler:
     released raises RuntimeError).
     """
 
-    def __cinit__(self, in_rate, out_rate, *, channels=1, quality="hq", dtype="int16"):
+    def __cinit__(self, in_rate, out_rate, channels=1, dtype="int16", quality="hq"):
         cdef int64_t up, down, g
         cdef Py_ssize_t itemsize
-        in_rate = _int_arg("in_rate", in_rate)
-        out_rate = _int_arg("out_rate", out_rate)
+        in_rate = _rate_arg("in_rate", in_rate)
+        out_rate = _rate_arg("out_rate", out_rate)
         channels = _int_arg("channels", channels)
         for name, rate in (("in_rate", in_rate), ("out_rate", out_rate)):
             if not MIN_RATE <= rate <= MAX_RATE:
-                raise ValueError(f"unsupported {name} {rate} Hz: rates must be integers "
+                raise ValueError(f"unsupported {name} {rate} Hz: rates must be whole numbers "
                                  f"from {MIN_RATE} to {MAX_RATE} Hz")
         if channels not in (1, 2):
             raise ValueError(f"channels must be 1 or 2, not {channels}")
-        if quality not in ("hq", "fast"):
-            raise ValueError(f"quality must be 'hq' or 'fast', not {quality!r}")
+        quality = _quality_name(quality)
         if dtype == "int16":
             self.st.dtype = AC_RS_INT16
             itemsize = 2

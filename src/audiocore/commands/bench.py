@@ -39,6 +39,13 @@ def main(argv: list[str]) -> int:
     assert spec and spec.loader
     harness = importlib.util.module_from_spec(spec)
     sys.modules["harness"] = harness
-    spec.loader.exec_module(harness)
-    result: int = harness.main(rest, bench_dir=where)
+    try:
+        spec.loader.exec_module(harness)
+        result: int = harness.main(rest, bench_dir=where)
+    except ModuleNotFoundError as exc:  # a peer the suites time against is not installed
+        if not exc.name:
+            raise
+        print(f"audiocore bench: needs the bench extra (missing: {exc.name}); install it with: "
+              "pip install 'audiocore[bench]'", file=sys.stderr)
+        return 2
     return result

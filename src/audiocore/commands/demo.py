@@ -227,13 +227,25 @@ def _problems(summary: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="audiocore demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="audiocore demo", description="Both reference gateways end to "
+                                     "end, offline, over real sockets on loopback.")
     parser.add_argument("--out", default="audiocore-demo", metavar="DIR",
                         help="where the WAV, Ogg and summary files go (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
+    from audiocore.commands._extras import missing_gateway
+
+    if (status := missing_gateway("demo")) is not None:
+        return status
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        print(f"audiocore demo: --out {out}: exists and is not a directory", file=sys.stderr)
+        return 2
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"audiocore demo: --out {out}: {exc.strerror}", file=sys.stderr)
+        return 1
     from audiocore.gateway.bridge import new_event_loop
 
     print("audiocore demo: an ACS call through the bridge to a local realtime service, and a "

@@ -121,13 +121,23 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if bool(args.out) == bool(args.split):
         parser.error("give OUT, or --split DIR")
-    if args.split:
-        Path(args.split).mkdir(parents=True, exist_ok=True)
+    if args.split and Path(args.split).exists() and not Path(args.split).is_dir():
+        parser.error(f"--split {args.split}: not a directory")
 
+    from audiocore.commands._atomic import Outputs
+    from audiocore.commands._extras import missing_gateway
+
+    if args.split and (status := missing_gateway("dump2ogg --split")) is not None:
+        return status  # the files are named as the gateway names its own
+
+    # Every file is written under a temporary name and renamed over its target only when the
+    # whole dump was read: on a failure or Ctrl-C no output changes.
+    outputs = Outputs()
     writers: dict[str, tuple[OggOpusWriter, IO[bytes], Path]] = {}
     counts: dict[str, int] = {}
     skipped = 0
     source: IO[bytes] | None = None
+    done = False
     try:
         source = sys.stdin.buffer if args.dump == "-" else open(args.dump, "rb")  # noqa: SIM115
         for number, record in enumerate(read_records(source), 1):
@@ -148,26 +158,38 @@ def main(argv: list[str]) -> int:
                                 number, "payload") from None
             entry = writers.get(key)
             if entry is None:
+                if args.split:
+                    Path(args.split).mkdir(parents=True, exist_ok=True)
                 path = Path(args.split) / _name(record) if args.split else Path(args.out)
                 writer = OggOpusWriter(record.channel_count, input_rate=record.sample_rate, pre_skip=3840,
                                        max_page_ms=args.page_ms or None)
-                f: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed below
-                f.write(writer.headers())
+                f: IO[bytes] = open(outputs.add(path), "wb")  # noqa: SIM115 - closed below
                 entry = writers[key] = (writer, f, path)
+                f.write(writer.headers())
             entry[1].write(entry[0].write(record.payload))
             counts[key] = counts.get(key, 0) + 1
+        for writer, f, _ in writers.values():
+            f.write(writer.close())
+            f.close()
+        done = True
     except (DumpError, OSError) as exc:
         print(f"audiocore dump2ogg: {exc}", file=sys.stderr)
         return 1
     finally:
         if source is not None and source is not sys.stdin.buffer:
             source.close()
-        for writer, f, _ in writers.values():
-            f.write(writer.close())
+        for _, f, _ in writers.values():
             f.close()
+        if not done:
+            outputs.discard()
     if not writers:
         print("audiocore dump2ogg: no packets" + (f" for connection {args.connection_id!r}" if args.connection_id else ""),
               file=sys.stderr)
+        return 1
+    try:
+        outputs.commit()
+    except OSError as exc:
+        print(f"audiocore dump2ogg: {exc}", file=sys.stderr)
         return 1
     for key, (_, _, path) in writers.items():
         print(f"{path}: {counts[key]} packets (connection {key!r})")

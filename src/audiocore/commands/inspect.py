@@ -13,6 +13,8 @@ from typing import Any
 
 HELP = "facts of an Ogg Opus or WAV file: streams, header fields, packets, duration, problems"
 
+_SNIFF = 1 << 16  # bytes searched for the first Ogg page
+
 
 def _pages(data: bytes) -> tuple[list[dict[str, int]], list[str]]:
     """Page headers in file order (capture pattern found by scanning), and the problems seen
@@ -164,20 +166,46 @@ def inspect_ogg(data: bytes) -> dict[str, Any]:
             "problems": problems}
 
 
+def _dbfs(level: float) -> float | None:
+    """A level of 16-bit samples in dB relative to full scale (32768); None for silence."""
+    import math
+
+    return round(20 * math.log10(level / 32768), 2) if level > 0 else None
+
+
 def inspect_wav(path: Path) -> dict[str, Any]:
+    """Facts of a WAV file; ``peak_dbfs``/``rms_dbfs`` (16-bit PCM with samples) are None when
+    every sample is 0 (silence: minus infinity)."""
     import numpy as np
 
+    problems = []
     with wave.open(str(path), "rb") as w:
+        if not w.getframerate():
+            raise ValueError("WAV header with a sample rate of 0")
+        frames = w.getnframes()
         info: dict[str, Any] = {"container": "wav", "size": path.stat().st_size, "format": "PCM",
                                 "channels": w.getnchannels(), "sample_rate": w.getframerate(),
-                                "bits": 8 * w.getsampwidth(), "frames": w.getnframes(),
-                                "duration_s": round(w.getnframes() / w.getframerate(), 6)}
-        if w.getsampwidth() == 2 and w.getnframes():
-            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64)
-            info["peak_dbfs"] = round(20 * np.log10(max(np.abs(pcm).max(), 1) / 32768), 2)
-            info["rms_dbfs"] = round(20 * np.log10(max(float(np.sqrt(np.mean(pcm**2))), 1e-9) / 32768), 2)
-    info["problems"] = []
+                                "bits": 8 * w.getsampwidth(), "frames": frames,
+                                "duration_s": round(frames / w.getframerate(), 6)}
+        data = w.readframes(frames)
+        held = len(data) // (w.getsampwidth() * w.getnchannels())
+        if held < frames:
+            problems.append(f"truncated: the header says {frames} frames, the file holds {held}")
+        if w.getsampwidth() == 2 and held:
+            pcm = np.frombuffer(data[: held * 2 * w.getnchannels()], "<i2").astype(np.float64)
+            info["peak_dbfs"] = _dbfs(float(np.abs(pcm).max()))
+            info["rms_dbfs"] = _dbfs(float(np.sqrt(np.mean(pcm**2))))
+    info["problems"] = problems
     return info
+
+
+def _text(key: str, value: Any) -> str:
+    """A fact as the text report shows it: no Python None."""
+    if value is None:
+        return "-inf (silent)" if key.endswith("_dbfs") else "n/a"
+    if isinstance(value, dict):
+        return ", ".join(f"{a}: {b}" for a, b in value.items())
+    return str(value)
 
 
 def _print(facts: dict[str, Any], name: str) -> None:
@@ -185,7 +213,11 @@ def _print(facts: dict[str, Any], name: str) -> None:
     if facts["container"] == "wav":
         for k in ("format", "channels", "sample_rate", "bits", "frames", "duration_s", "peak_dbfs", "rms_dbfs"):
             if k in facts:
-                print(f"  {k}: {facts[k]}")
+                print(f"  {k}: {_text(k, facts[k])}")
+        for p in facts["problems"]:
+            print(f"  PROBLEM: {p}")
+        if not facts["problems"]:
+            print("  no problems found")
         return
     print(f"  pages: {facts['pages']}")
     for s in facts["streams"]:
@@ -193,9 +225,7 @@ def _print(facts: dict[str, Any], name: str) -> None:
         for k, v in s.items():
             if k in ("serial", "type", "problems"):
                 continue
-            if isinstance(v, dict):
-                v = ", ".join(f"{a}: {b}" for a, b in v.items())
-            print(f"    {k}: {v}")
+            print(f"    {k}: {_text(k, v)}")
         for p in s["problems"]:
             print(f"    PROBLEM: {p}")
     for p in facts["problems"]:
@@ -214,13 +244,13 @@ def main(argv: list[str]) -> int:
         path = Path(name)
         try:
             with open(path, "rb") as f:
-                magic = f.read(12)
-            if magic[:4] == b"RIFF" and magic[8:12] == b"WAVE":
+                start = f.read(_SNIFF)
+            if start[:4] == b"RIFF" and start[8:12] == b"WAVE":
                 facts = inspect_wav(path)
-            elif magic[:4] == b"OggS":
+            elif b"OggS" in start:  # junk before the first page is one of the problems reported
                 facts = inspect_ogg(path.read_bytes())
             else:
-                raise ValueError("neither Ogg nor WAV")
+                raise ValueError(f"neither Ogg nor WAV (no Ogg page in the first {_SNIFF >> 10} KiB)")
         except (OSError, ValueError, EOFError, wave.Error) as exc:
             print(f"audiocore inspect: {name}: {exc}", file=sys.stderr)
             status = 1

@@ -172,7 +172,9 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="audiocore loadtest", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="audiocore loadtest", description="N simulated ACS calls over "
+                                "loopback through the bridge, beside the same load through a bridge "
+                                "written the usual way (bench/usual_bridge.py).")
     p.add_argument("--calls", type=int, default=20, help="simultaneous calls (default 20)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of each call (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -191,6 +193,10 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     if args.calls < 1 or args.seconds < 1:
         p.error("--calls >= 1 and --seconds >= 1")
+    from audiocore.commands._extras import missing_gateway
+
+    if (status := missing_gateway("loadtest")) is not None:
+        return status
     from audiocore.commands.bench import bench_dir
     from audiocore.gateway.bridge import new_event_loop
     from audiocore.gateway.peers.acs_caller import acs_frames

@@ -24,6 +24,11 @@ def main(argv: list[str]) -> int:
               + "\n\nRun 'audiocore serve sora --help' for the Sora gateway's options.")
         return 0 if argv else 2
     kind, rest = argv[0], argv[1:]
+    if kind in ("sora", "bridge"):
+        from audiocore.commands._extras import missing_gateway
+
+        if (status := missing_gateway(f"serve {kind}")) is not None:
+            return status
     if kind == "sora":
         return sora_main(rest)
     if kind == "bridge":

@@ -86,6 +86,101 @@ class FloodMeter:
         return name if count > getattr(self.limits, name) else None
 
 
+#: Connection-specific header fields (RFC 9113 section 8.2.2): a request carrying one is malformed.
+_CONNECTION_FIELDS = frozenset((b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade"))
+_REQUEST_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
+#: Bytes a field name may not contain (RFC 9113 section 8.2.1): controls, space, upper case, 0x7f-0xff.
+_BAD_NAME = bytes(range(0x21)) + bytes(range(0x41, 0x5B)) + bytes(range(0x7F, 0x100))
+
+
+def _malformed_value(value: bytes) -> str | None:
+    if b"\0" in value or b"\r" in value or b"\n" in value:
+        return "NUL, CR or LF in a field value"
+    if value[:1] in (b" ", b"\t") or value[-1:] in (b" ", b"\t"):
+        return "whitespace around a field value"
+    return None
+
+
+def _malformed_field(name: bytes, value: bytes) -> str | None:
+    """Why one field line breaks RFC 9113 section 8.2.1/8.2.2 (None: it does not)."""
+    if not name:
+        return "empty field name"
+    if len(name.translate(None, _BAD_NAME)) != len(name) or name.find(b":", 1) >= 0:
+        return "invalid character in a field name (upper case, space, control or colon)"
+    why = _malformed_value(value)
+    if why is not None:
+        return why
+    if name in _CONNECTION_FIELDS:
+        return "connection-specific field " + name.decode("ascii")
+    if name == b"te" and value.lower() != b"trailers":
+        return "te other than trailers"
+    return None
+
+
+def malformed_request(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """Why a request header block is malformed (RFC 9113 sections 8.2.1, 8.2.2 and 8.3.1: field
+    characters, connection-specific fields, pseudo-header fields first, known, once each,
+    ``:method``, ``:scheme`` and a non-empty ``:path`` present except for CONNECT, ``:authority``
+    or ``host`` present and equal): a stream error (section 8.1.1). None when well formed. The
+    checks h2's own ``validate_inbound_headers`` makes, without ending the connection."""
+    pseudo: dict[bytes, bytes] = {}
+    regular_seen = False
+    hosts = []
+    for name, value in headers:
+        if name[:1] == b":":
+            if regular_seen:
+                return "pseudo-header field after a regular field"
+            if name not in _REQUEST_PSEUDO:
+                return "unknown or response pseudo-header field"
+            if name in pseudo:
+                return "pseudo-header field given twice"
+            pseudo[name] = value
+            why = _malformed_value(value)
+            if why is not None:
+                return why
+            continue
+        regular_seen = True
+        why = _malformed_field(name, value)
+        if why is not None:
+            return why
+        if name == b"host":
+            hosts.append(value)
+    method = pseudo.get(b":method")
+    if method is None:
+        return "no :method"
+    connect = method == b"CONNECT"
+    if connect and b":protocol" not in pseudo:
+        if b":scheme" in pseudo or b":path" in pseudo:
+            return "CONNECT with :scheme or :path"
+    else:
+        if b":scheme" not in pseudo or b":path" not in pseudo:
+            return "no :scheme or :path"
+        if not pseudo[b":path"]:
+            return "empty :path"
+        if not connect and b":protocol" in pseudo:
+            return ":protocol outside CONNECT"
+    if len(hosts) > 1:
+        return "host given twice"
+    authority = pseudo.get(b":authority")
+    if authority is None and not hosts:
+        return "neither :authority nor host"
+    if authority is not None and hosts and hosts[0] != authority:
+        return ":authority and host differ"
+    return None
+
+
+def malformed_trailers(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+    """Why a trailer block is malformed (no pseudo-header fields, RFC 9113 section 8.1; the
+    field rules of section 8.2); None when well formed."""
+    for name, value in headers:
+        if name[:1] == b":":
+            return "pseudo-header field in trailers"
+        why = _malformed_field(name, value)
+        if why is not None:
+            return why
+    return None
+
+
 def wake(waiter: asyncio.Future[Any] | None, exc: BaseException | None = None) -> None:
     """Complete a one-shot waiter if it is still pending: with None, or with ``exc`` (marked
     retrieved, since nobody may be waiting on it any more)."""
@@ -102,9 +197,13 @@ class H2Protocol(asyncio.Protocol):
     """Owns one ``h2`` connection on one transport. Subclasses implement
     :meth:`handle_event` and may override :meth:`closed`."""
 
-    def __init__(self, client_side: bool) -> None:
+    def __init__(self, client_side: bool, validate_inbound_headers: bool = True) -> None:
+        """``validate_inbound_headers=False``: h2 passes received header blocks unchecked (it
+        would end the whole connection over one malformed request); the subclass checks them
+        with :func:`malformed_request` / :func:`malformed_trailers` and resets just that stream."""
         self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=client_side, header_encoding=None)
+            h2.config.H2Configuration(client_side=client_side, header_encoding=None,
+                                      validate_inbound_headers=validate_inbound_headers)
         )
         self.transport: asyncio.Transport | None = None
         self.is_lost = False

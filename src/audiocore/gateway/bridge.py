@@ -665,7 +665,7 @@ class _Call:
             self.upstream_error(exc)
             return
         kind = type(ev)
-        if kind is realtime.AudioDelta:
+        if type(ev) is realtime.AudioDelta:
             self._audio(ev)
         elif kind is realtime.DroppedAudioDelta:
             self.stats.dropped_deltas += 1
@@ -673,7 +673,7 @@ class _Call:
             self._barge_in()
         elif kind is realtime.AudioDone or kind is realtime.ResponseDone:
             self._flush_item()
-        elif kind is realtime.Error:
+        elif type(ev) is realtime.Error:
             self.stats.service_errors += 1
             log.warning("call %s: service error %s: %s", self.stats.call_id, ev.code, ev.message)
         elif kind is realtime.SessionCreated or kind is realtime.SessionUpdated:

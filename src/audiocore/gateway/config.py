@@ -108,6 +108,10 @@ class SoraConfig:
     stream_max_queued_bytes: int = 1 << 16
     #: Milliseconds ``close()`` lets open streams finish before cutting them.
     shutdown_timeout_ms: int = 5000
+    #: Milliseconds a stream cut at shutdown has to finish (its audio ended: the Ogg EOS page,
+    #: the recognizer's last results, the end of the response) before it is reset (CANCEL);
+    #: at least 100 ms, so the gateway's own Ogg writing always completes.
+    shutdown_finish_timeout_ms: int = 2000
     #: The ``http`` example recognizer's upstream URL (``http://`` h2c or ``https://``).
     recognizer_url: str = ""
     #: Keys of the reference gateway found in the file and not implemented here.
@@ -150,6 +154,7 @@ class SoraConfig:
         if ":" in self.basic_auth_username:
             raise ConfigError("basic_auth_username: may not contain ':' (RFC 7617)", "basic_auth_username")
         _bounded("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 3_600_000)
+        _bounded("shutdown_finish_timeout_ms", self.shutdown_finish_timeout_ms, 100, 3_600_000)
         if not self.service:
             raise ConfigError("service: empty", "service")
         if self.https and not (self.tls_fullchain_file and self.tls_privkey_file):

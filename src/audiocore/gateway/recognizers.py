@@ -5,7 +5,8 @@ The interface, per HTTP/2 stream (one Sora client connection):
 
 1. :meth:`Recognizer.open` is awaited when the request arrives; it connects to whatever does
    the recognition. The gateway answers ``200`` only once it returns; if it raises
-   :class:`RecognizerRefused` the client gets that bare status (any other exception: 500).
+   :class:`RecognizerRefused` the client gets that bare status (500 for one outside 200-999),
+   any other exception: 500 with the reference's ``{"message": ...}`` body.
 2. :meth:`RecognizerStream.send` is awaited once per Opus packet, in order, with an
    :class:`AudioChunk`: the packet and, when the recognizer's ``wants_ogg`` is true, the Ogg
    pages it produced (the first chunk's ``ogg`` starts with the OpusHead and OpusTags
@@ -96,7 +97,8 @@ class AudioChunk:
 
 
 class RecognizerRefused(Exception):
-    """Raised by :meth:`Recognizer.open` to refuse a stream with HTTP ``status`` (bare)."""
+    """Raised by :meth:`Recognizer.open` to refuse a stream with HTTP ``status`` (bare; an
+    int in 200-999, anything else is answered 500 and logged as INVALID-STATUS-CODE)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)

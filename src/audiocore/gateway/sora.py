@@ -8,14 +8,19 @@ async with SoraServer(SoraConfig(listen_port=0, service="ogg", ogg_dir=tmp)) as 
 ```
 
 Paths: ``POST /speech`` (the configured service), ``POST /test``, ``POST /dump``, ``GET /.ok``
-(``{"version": ...}``); a trailing slash is ignored. Per stream: the ``sora-*`` headers are
-read (no ``sora-audio-streaming-language-code``: bare 500, as the reference), the recognizer is
-opened, and only then ``200`` is sent (a refusal is a bare status). The body's Opus packets
-(header mode or raw mode) go, with silence fillers for pauses, through an Ogg Opus writer (one
-page per packet) to the recognizer; its results go back one DATA frame per line as they come.
-A bad body (a length over the limits, an invalid Opus packet) or a recognizer error ends the
-response with a ``{"type":"error","reason":...}`` line. Non-HTTP/2 requests get 400 (``GET
-/.ok`` is answered over HTTP/1.1 too, for load balancers).
+(``{"version": ...}``); a trailing slash is ignored. Per stream: the request is checked (a
+malformed one, RFC 9113 section 8.1.1, resets that stream only), the ``sora-*`` headers are
+read (no ``sora-audio-streaming-language-code``: 500, as the reference), the recognizer is
+opened, and only then ``200`` is sent. Error statuses carry the reference's
+``{"message": ...}`` body; a recognizer's refusal is a bare status (500 outside 200-999). The
+body's Opus packets (header mode or raw mode; zero-length payloads dropped) go, with silence
+fillers for pauses, through an Ogg Opus writer (one page per packet) to the recognizer; its
+results go back one DATA frame per line as they come. A bad body (a length over the limits,
+an invalid Opus packet) or a recognizer error ends the response with a
+``{"type":"error","reason":...}`` line; a body ending inside a packet ends quietly.
+Non-HTTP/2 requests get 400 (``GET /.ok`` is answered over HTTP/1.1 too, for load
+balancers). ``close()`` (SIGTERM for ``serve``) finishes open streams: EOS pages, a
+``SHUTDOWN_REASON`` error line, END_STREAM.
 
 Flow control: received DATA is acknowledged at once while a stream's queue of complete
 packets waiting for its recognizer is under ``stream_max_queued_packets`` and
@@ -34,10 +39,12 @@ Everything runs on one event loop; a server object is used from that loop only.
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
 import os
 import socket
 import ssl
+import tempfile
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -54,15 +61,26 @@ from audiocore._ext.errors import DecodeError, ProtocolError
 from audiocore._ext.ogg import OggOpusWriter
 from audiocore._ext.opus import opus_packet_samples
 from audiocore.gateway._accept import Acceptor, listening_socket
-from audiocore.gateway._h2 import PREFACE, STREAM_WINDOW, FloodLimits, FloodMeter, H2Protocol, wake
+from audiocore.gateway._h2 import (
+    PREFACE,
+    STREAM_WINDOW,
+    FloodLimits,
+    FloodMeter,
+    H2Protocol,
+    malformed_request,
+    malformed_trailers,
+    wake,
+)
 from audiocore.gateway._logsafe import clip
 from audiocore.gateway._refusals import Refusals
 from audiocore.gateway.auth import AuthError, BasicAuth
-from audiocore.gateway.config import SoraConfig
+from audiocore.gateway.config import ConfigError, SoraConfig
 from audiocore.gateway.recognizers import (
     RECOGNIZERS,
     AudioChunk,
+    DumpRecognizer,
     OggFile,
+    OggFileRecognizer,
     Recognizer,
     RecognizerRefused,
     RecognizerStream,
@@ -71,7 +89,7 @@ from audiocore.gateway.recognizers import (
 )
 from audiocore.protocols import sora
 
-__all__ = ["QUEUE_HIGH", "SoraServer", "server_ssl_context"]
+__all__ = ["QUEUE_HIGH", "SHUTDOWN_REASON", "SoraServer", "error_body", "final_status", "server_ssl_context"]
 
 log = logging.getLogger("audiocore.gateway.sora")
 
@@ -89,9 +107,50 @@ _PACKET_COST = sora.HEADER_BYTES
 #: Bytes of a DATA frame parsed before the queue bound is checked again (at most 204 packets).
 _PARSE_SLICE = 4096
 _SPEECH_PATHS = ("/speech", "/test", "/dump")
-#: HTTP/2 error code CANCEL (RFC 9113 section 7): a stream closed for idling.
+#: HTTP/2 error code CANCEL (RFC 9113 section 7): a stream closed for idling, or cut at
+#: shutdown and not finished in time.
 _CANCEL = 0x8
+#: HTTP/2 error code PROTOCOL_ERROR: a malformed request (a stream error, RFC 9113 section 8.1.1).
+_PROTOCOL_ERROR = 0x1
+#: Seconds the connections get to flush and close at the very end of a shutdown.
+_CLOSE_GRACE = 1.0
+#: The reason of the error line ending a response cut at shutdown.
+SHUTDOWN_REASON = "SHUTDOWN: the gateway is stopping; the audio after this point was not processed"
 _END = object()
+
+
+def error_body(status: int) -> bytes:
+    """The body of an error status, the reference's (its web framework's) shape:
+    ``{"message":"<reason phrase>"}`` and a newline, sent as ``application/json``."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return sora._line({"message": phrase})
+
+
+def final_status(status: object) -> int:
+    """``status`` if it can end an HTTP/2 response (an int in 200-999), else 500. The
+    reference answers a status outside 100-999 with 500 (INVALID-STATUS-CODE); an
+    informational 1xx cannot be a final status in HTTP/2 either (RFC 9113 section 8.1), so it
+    gets 500 too."""
+    if isinstance(status, int) and not isinstance(status, bool) and 200 <= status <= 999:
+        return status
+    return 500
+
+
+def _writable_dir(key: str, path: Path) -> bool:
+    """Create ``path`` (and its parents) if missing and check a file can be created in it;
+    True if it was created. Raises :class:`ConfigError` naming ``key`` and the path."""
+    created = not path.is_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".audiocore-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{key}: {path} cannot be created or written: {exc.strerror or exc}", key) from None
+    return created
 
 
 def server_ssl_context(config: SoraConfig) -> ssl.SSLContext:
@@ -130,6 +189,10 @@ class SoraServer:
         self._ssl = ssl_context
         self._acceptor: Acceptor | None = None
         self._accepting: set[asyncio.Task[None]] = set()  # TLS handshakes under way
+        # accepted sockets not yet gone (handshaking or connected): what max_connections caps;
+        # counted by hand since a connection joins `connections` before its handshake task
+        # leaves `_accepting` (a done callback runs a loop turn later)
+        self._open = 0
         self._stopped: asyncio.Event | None = None
         self._port: int | None = None
         self.connections: set[_Connection] = set()
@@ -155,8 +218,10 @@ class SoraServer:
 
     async def start(self) -> None:
         """Bind and listen (``listen_port`` 0: any free port, see :attr:`port`). The
-        configured service's recognizer is made first, so a bad setting fails here."""
-        self.recognizer(self.config.service)
+        configured service's recognizer is made first, so a bad setting fails here, and the
+        directories files are written to are created (parents too) and checked: one that
+        cannot be is a :class:`ConfigError` naming the key and path, before listening."""
+        self._prepare_dirs(self.recognizer(self.config.service))
         self._context = None
         if self.config.https:
             self._context = self._ssl or server_ssl_context(self.config)
@@ -169,11 +234,29 @@ class SoraServer:
                  "header" if self.config.audio_streaming_header else "raw",
                  ", basic auth" if self.auth else ", NO caller authentication (skip_basic_auth)")
 
+    def _prepare_dirs(self, service: Recognizer) -> None:
+        c = self.config
+        dirs: dict[Path, str] = {}
+        if isinstance(service, OggFileRecognizer):
+            dirs[service.directory] = "ogg_dir"
+        if c.enable_ogg_file_output:
+            dirs[Path(c.ogg_dir)] = "ogg_dir"
+        if isinstance(service, DumpRecognizer):
+            dirs[service.path.parent] = "dump_file"
+        if c.enable_debug_paths or c.service == "dump":
+            dump = self._recognizers.get("dump")
+            if dump is None or isinstance(dump, DumpRecognizer):
+                dirs[Path(c.dump_file).parent] = "dump_file"
+        for path, key in dirs.items():
+            if _writable_dir(key, path):
+                log.info("created %s %s", key, path)
+
     def _accepted(self, sock: socket.socket) -> None:
-        if len(self.connections) + len(self._accepting) >= self.config.max_connections:
+        if self._open >= self.config.max_connections:
             self.refusals.refuse("connection cap", f"{self.config.max_connections} connections open")
             sock.close()
             return
+        self._open += 1
         task = asyncio.get_running_loop().create_task(self._handshake(sock))
         self._accepting.add(task)
         task.add_done_callback(self._accepting.discard)
@@ -185,9 +268,11 @@ class SoraServer:
                 lambda: _Connection(self), sock, ssl=self._context,
                 ssl_handshake_timeout=self.config.handshake_timeout_ms / 1000 if self._context else None)
         except asyncio.CancelledError:
+            self._open -= 1
             sock.close()
             raise
         except Exception as exc:  # noqa: BLE001 - any failed handshake: count it, drop the socket
+            self._open -= 1
             self.refusals.refuse("handshake failed", f"{type(exc).__name__}: {exc}", logging.INFO)
             sock.close()
 
@@ -218,7 +303,8 @@ class SoraServer:
 
     async def close(self, timeout: float | None = None) -> None:
         """Stop listening, send GOAWAY, let open streams finish for ``timeout`` seconds
-        (default ``shutdown_timeout_ms``), then cut what is left and close the recognizers."""
+        (default ``shutdown_timeout_ms``), then cut what is left (:meth:`_cut`) and close the
+        recognizers."""
         if self._acceptor is None:
             return
         self.closing = True
@@ -234,16 +320,48 @@ class SoraServer:
                 await asyncio.wait_for(self._idle.wait(), wait)
             except TimeoutError:
                 pass
-        for conn in list(self.connections):
-            await conn.abort()
+        await self._cut(wait)
         for rec in self._recognizers.values():
             await rec.aclose()
         self._acceptor = None
         assert self._stopped is not None
         self._stopped.set()
 
+    async def _cut(self, waited: float) -> None:
+        """End every stream still open as if its client had ended the body: its audio is
+        finished (an Ogg file gets its EOS page, the recognizer its ``end()``), results still
+        come for ``shutdown_finish_timeout_ms``, and the response ends with a
+        ``SHUTDOWN_REASON`` error line (END_STREAM, then RST_STREAM NO_ERROR if the client was
+        still sending). A stream not finished by then is reset with CANCEL. One log line says
+        how many were cut. Then the connections close (aborted after ``_CLOSE_GRACE``)."""
+        streams = [s for conn in self.connections for s in conn.streams.values()]
+        if streams:
+            for stream in streams:
+                stream.cut()
+            finish = self.config.shutdown_finish_timeout_ms / 1000
+            await asyncio.wait([s.task for s in streams], timeout=finish)
+            late_streams = [s for s in streams if not s.task.done()]
+            for stream in late_streams:
+                await stream.cancel(_CANCEL)
+            log.warning("shutdown: %d open stream%s cut after %.0f ms (audio ended, Ogg files finished)%s",
+                        len(streams), "" if len(streams) == 1 else "s", waited * 1000,
+                        f"; {len(late_streams)} not finished in {finish * 1000:.0f} ms, reset (CANCEL)"
+                        if late_streams else "")
+        for conn in list(self.connections):
+            conn.close_transport()
+        if self.connections:
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), _CLOSE_GRACE)
+            except TimeoutError:
+                pass
+        for conn in list(self.connections):
+            await conn.abort()
+
     def _gone(self, conn: _Connection) -> None:
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self._open -= 1
         if not self.connections:
             self._idle.set()
 
@@ -265,7 +383,7 @@ class _Connection(H2Protocol):
     """One client connection: h2 after the preface (or ALPN h2), else HTTP/1.1 answered 400."""
 
     def __init__(self, server: SoraServer) -> None:
-        super().__init__(client_side=False)
+        super().__init__(client_side=False, validate_inbound_headers=False)  # checked per stream
         self.server = server
         self.config = server.config
         self.mode: str | None = None  # None: sniffing, "h2", "h1"
@@ -342,20 +460,20 @@ class _Connection(H2Protocol):
         method = request_line[0] if request_line else b""
         target = request_line[1].split(b"?", 1)[0].rstrip(b"/") if len(request_line) == 3 else b""
         if end < 0:
-            status, body = 431, b""
+            status = 431
         elif target == b"/.ok" and method in (b"GET", b"HEAD"):
-            status, body = 200, self._version_body()
+            status = 200
         elif target.decode("latin-1") in _SPEECH_PATHS:
-            status, body = 400, b""  # Sora's audio streaming is HTTP/2 only
+            status = 400  # Sora's audio streaming is HTTP/2 only
             self.server.refusals.refuse("HTTP/1.1 request for a Sora path",
                                         f"{clip(target)} from {self.peer}", logging.INFO)
         elif len(request_line) != 3 or not request_line[2].startswith(b"HTTP/1."):
-            status, body = 400, b""
+            status = 400
         else:
-            status, body = 404, b""
+            status = 404
+        body = self._version_body() if status == 200 else error_body(status)
         self.answered, self.head = True, b""
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 431: "Request Header Fields Too Large"}
-        head = (f"HTTP/1.1 {status} {reason[status]}\r\ncontent-length: {len(body)}\r\n"
+        head = (f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\ncontent-length: {len(body)}\r\n"
                 + ("content-type: application/json\r\n" if body else "")
                 + "connection: close\r\n\r\n").encode("ascii")
         assert self.transport is not None
@@ -373,7 +491,16 @@ class _Connection(H2Protocol):
 
     def handle_event(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):
-            self._request(event.stream_id or 0, event.headers or [], event.stream_ended is not None)
+            sid, headers = event.stream_id or 0, list(event.headers or [])
+            why = malformed_request(headers)
+            if why is not None:
+                self._malformed(sid, why)
+                return
+            self._request(sid, headers, event.stream_ended is not None)
+        elif isinstance(event, h2.events.TrailersReceived):
+            why = malformed_trailers(list(event.headers or []))
+            if why is not None:
+                self._malformed(event.stream_id or 0, why)
         elif isinstance(event, h2.events.DataReceived):
             sid, flow = event.stream_id or 0, event.flow_controlled_length or 0
             stream = self.streams.get(sid)
@@ -392,6 +519,15 @@ class _Connection(H2Protocol):
         elif isinstance(event, h2.events.ConnectionTerminated):
             self.close_transport()
 
+    def _malformed(self, sid: int, why: str) -> None:
+        """A malformed request or trailers: RST_STREAM PROTOCOL_ERROR on that stream only
+        (RFC 9113 section 8.1.1); the connection's other streams go on."""
+        self.server.refusals.refuse("malformed request", f"stream {sid} of {self.peer}: {why}", logging.INFO)
+        self.reset_stream(sid, _PROTOCOL_ERROR)
+        stream = self.streams.get(sid)
+        if stream is not None:
+            stream.on_gone()
+
     def _request(self, sid: int, headers: list[tuple[bytes, bytes]], ended: bool) -> None:
         if sid in self.reset_in_batch:
             return  # opened and reset in one read: nothing to answer, nothing to set up
@@ -408,7 +544,7 @@ class _Connection(H2Protocol):
                 body = self._version_body()
                 self.respond(sid, 200, b"" if method == b"HEAD" else body, ended, length=len(body))
             else:
-                self.respond(sid, 405, b"", ended)
+                self.refuse(sid, 405, method, ended, extra=[("allow", "GET, HEAD")])
             return
         refusals = self.server.refusals
         auth = self.server.auth
@@ -418,26 +554,27 @@ class _Connection(H2Protocol):
                 auth.check(given.decode("latin-1") if given is not None else None)
             except AuthError as exc:
                 refusals.refuse("unauthenticated", f"{exc.reason} from {self.peer}", logging.INFO)
-                self.respond(sid, 401, b"", ended, extra=[("www-authenticate", exc.challenge)])
+                self.refuse(sid, 401, method, ended, extra=[("www-authenticate", exc.challenge)])
                 return
         if path not in _SPEECH_PATHS or not self._path_enabled(path):
             if path in _SPEECH_PATHS:
                 refusals.refuse("debug path not enabled", path, logging.INFO)
-            self.respond(sid, 404, b"", ended)
+            self.refuse(sid, 404, method, ended)
             return
         if method != b"POST":
-            self.respond(sid, 405, b"", ended)
+            self.refuse(sid, 405, method, ended, extra=[("allow", "POST")])
             return
         names = [name.lower() for name, value in headers if value.strip()]
         if b"sora-audio-streaming-language-code" not in names:
-            log.info("stream %d: MISSING-SORA-AUDIO-STREAMING-LANGUAGE-CODE", sid)
-            self.respond(sid, 500, b"", ended)
+            refusals.refuse("MISSING-SORA-AUDIO-STREAMING-LANGUAGE-CODE", f"stream {sid} of {self.peer}",
+                            logging.INFO)
+            self.refuse(sid, 500, method, ended)  # the client's fault, answered as the reference does
             return
         try:
             info_headers = sora.parse_headers(headers)
         except ProtocolError as exc:
             refusals.refuse("bad sora header", clip(str(exc)), logging.INFO)
-            self.respond(sid, 400, b"", ended)
+            self.refuse(sid, 400, method, ended)
             return
         service = self.config.service if path == "/speech" else path[1:]
         stream = _Stream(self, sid, path, service, info_headers)
@@ -453,10 +590,18 @@ class _Connection(H2Protocol):
         ``enable_debug_paths``."""
         return path == "/speech" or self.config.enable_debug_paths or path[1:] == self.config.service
 
+    def refuse(self, sid: int, status: int, method: bytes, request_ended: bool,
+               extra: list[tuple[str, str]] | None = None) -> None:
+        """An error status with the reference's JSON body (:func:`error_body`; none for HEAD)."""
+        body = error_body(status)
+        self.respond(sid, status, b"" if method == b"HEAD" else body, request_ended, len(body), extra)
+
     def respond(self, sid: int, status: int, body: bytes, request_ended: bool, length: int | None = None,
                 extra: list[tuple[str, str]] | None = None) -> None:
         """A complete response (a bare status when ``body`` is empty); then RST_STREAM
-        NO_ERROR if the request is still being sent, so the client stops."""
+        NO_ERROR if the request is still being sent, so the client stops. A status h2 will
+        not send (never one of ours: see :func:`final_status`) resets the stream with
+        INTERNAL_ERROR rather than leave it unanswered."""
         headers = [(":status", str(status)), ("content-length", str(len(body) if length is None else length))]
         headers += extra or []
         if body:
@@ -465,7 +610,11 @@ class _Connection(H2Protocol):
             self.conn.send_headers(sid, headers, end_stream=not body)
             if body:
                 self.conn.send_data(sid, body, end_stream=True)
-        except (h2.exceptions.ProtocolError, h2.exceptions.StreamClosedError):
+        except h2.exceptions.StreamClosedError:
+            return
+        except h2.exceptions.ProtocolError as exc:  # the stream's state forbids it
+            log.debug("stream %d: cannot answer %r: %s", sid, status, exc)
+            self.reset_stream(sid, h2.errors.ErrorCodes.INTERNAL_ERROR)
             return
         if not request_ended:
             self.reset_stream(sid, 0)
@@ -649,8 +798,10 @@ class _Stream:
     def _end_input(self) -> None:
         if not self.request_done:
             self.request_done = True
-            if self.parser.pending:
-                self.error = f"the body ended inside a packet ({self.parser.pending} bytes left over)"
+            if self.parser.pending:  # the reference ends quietly: so do we, counting it
+                self.conn.server.refusals.refuse(
+                    "body ended inside a packet", f"stream {self.sid} of {self.conn.peer}: "
+                    f"{self.parser.pending} bytes left over, dropped", logging.INFO)
             self._push(_END)
 
     def on_gone(self) -> None:
@@ -666,6 +817,21 @@ class _Stream:
             self.request_done = True
             self._push(_END)
         self._abort_timer = self.loop.call_later(_ABORT_GRACE, self.task.cancel)
+
+    def cut(self) -> None:
+        """Shutdown: the audio ends here as if the client had ended its body (an Ogg file gets
+        its EOS page, the recognizer its ``end()``); DATA held unparsed is dropped and a packet
+        being reassembled is abandoned. If the client was still sending, the response ends
+        with a ``SHUTDOWN_REASON`` error line."""
+        if self.request_done:
+            return
+        held = sum(flow for _, flow in self.backlog)
+        self.backlog.clear()
+        self._input_ending = False
+        self.conn.acknowledge(self.sid, held)
+        self.error = self.error or SHUTDOWN_REASON
+        self.request_done = True
+        self._push(_END)
 
     def _fail(self, reason: str) -> None:
         self.error = reason
@@ -722,15 +888,26 @@ class _Stream:
     async def run(self) -> None:
         rs: RecognizerStream | None = None
         try:
+            refusals = self.conn.server.refusals
+            name = self.recognizer.name or type(self.recognizer).__name__
             try:
                 rs = await self.recognizer.open(self.info)
             except RecognizerRefused as exc:
-                log.info("stream %d: %s refused: %s", self.sid, self.recognizer.name, clip(str(exc), 200))
-                self._bare(exc.status)
+                status = final_status(exc.status)
+                if status != exc.status:
+                    refusals.refuse("INVALID-STATUS-CODE", f"{name} refused with status {exc.status!r}: "
+                                    "answered 500", logging.ERROR)
+                refusals.refuse(f"{name} refused ({status})", clip(str(exc), 200),
+                                logging.WARNING if status >= 500 else logging.INFO)
+                self._bare(status)  # bare, as the reference answers its services' refusals
                 return
-            except Exception:
-                log.exception("stream %d: opening %s failed", self.sid, self.recognizer.name)
-                self._bare(500)
+            except Exception as exc:  # noqa: BLE001 - any failure of a recognizer: 500, the gateway goes on
+                refusals.refuse(f"{name} failed to open", f"{type(exc).__name__}: {clip(str(exc), 200)}",
+                                logging.ERROR)
+                log.debug("stream %d: opening %s failed", self.sid, name, exc_info=True)
+                if not self.gone:
+                    self.conn.refuse(self.sid, 500, b"POST", self.client_ended)
+                self.request_done = True
                 return
             if self.gone:
                 return
@@ -804,7 +981,7 @@ class _Stream:
             tee = OggFile(config.ogg_dir, self.info.headers.session_id, self.info.headers.connection_id)
         paging = self.recognizer.wants_ogg or tee is not None
         writer = OggOpusWriter(self.info.channels, input_rate=self.info.sample_rate, pre_skip=3840)
-        started = False
+        started = finished = False
         try:
             while (item := await self._next()) is not _END:
                 assert isinstance(item, AudioChunk)
@@ -823,11 +1000,14 @@ class _Stream:
                 await rs.send(AudioChunk(item.packet, ogg, item.filler, item.timestamp_us, item.sequence,
                                          item.received_ms) if ogg else item)
             tail = writer.close() if started else b""
+            finished = True
             if tee is not None:
                 tee.write(tail)
             await rs.end(tail if self.recognizer.wants_ogg else b"")
         finally:
             if tee is not None:
+                if started and not finished:  # cancelled while the recognizer was busy: EOS all the same
+                    tee.write(writer.close())
                 tee.close()
 
     async def _pump(self, rs: RecognizerStream) -> None:
@@ -840,7 +1020,10 @@ class _Stream:
                     self.gone = True
                 self._active = self.loop.time()
 
-    async def cancel(self) -> None:
+    async def cancel(self, code: int | None = None) -> None:
+        """Stop the stream now (RST_STREAM ``code`` first, if given)."""
+        if code is not None and not self.gone:
+            self.conn.reset_stream(self.sid, code)
         self.gone = True
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)

@@ -23,7 +23,7 @@ Facts not confirmed by the service's documentation are in :data:`UNVERIFIED`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audiocore._ext.envelope import Template
 from audiocore._ext.errors import ProtocolError
@@ -37,6 +37,9 @@ from audiocore.protocols._json import (
     loads,
     want,
 )
+
+if TYPE_CHECKING:
+    from audiocore._ext._typing import PCM16Like
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -415,8 +418,9 @@ _AUDIO_OUT = Template(
 _STOP = '{"Kind":"StopAudio","AudioData":null,"StopAudio":{}}'
 
 
-def audio_message(pcm: bytes | bytearray | memoryview) -> str:
-    """The outbound message that plays ``pcm`` (PCM16LE at the stream's rate), in the
+def audio_message(pcm: PCM16Like) -> str:
+    """The outbound message that plays ``pcm`` (PCM16LE bytes or an int16 array, at the
+    stream's rate; another dtype is a TypeError), in the
     documented PascalCase: ``{"Kind":"AudioData","AudioData":{"Data":"..."},"StopAudio":null}``."""
     return _AUDIO_OUT.build(pcm)
 

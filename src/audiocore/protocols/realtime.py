@@ -20,7 +20,7 @@ import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audiocore._ext.b64 import b64encode
 from audiocore._ext.envelope import Template
@@ -34,6 +34,9 @@ from audiocore.protocols._json import (
     loads,
     want,
 )
+
+if TYPE_CHECKING:
+    from audiocore._ext._typing import PCM16Like
 
 __all__ = [
     "AUDIO_DELTA_TYPES",
@@ -393,7 +396,19 @@ class Unknown:
     payload: JSONObject  #: the whole message
 
 
-Event = ServerEvent | Unknown
+#: What :meth:`RealtimeSession.receive` returns: one of these classes (narrow with
+#: ``isinstance`` or ``match``; every one but :class:`Unknown` is a :class:`ServerEvent`).
+Event = (
+    SessionCreated | SessionUpdated | Error | Warning | InputAudioBufferCommitted
+    | InputAudioBufferCleared | SpeechStarted | SpeechStopped | ConversationItemCreated
+    | ConversationItemDone | ConversationItemRetrieved | ConversationItemTruncated
+    | ConversationItemDeleted | InputTranscriptionDelta | InputTranscriptionCompleted
+    | InputTranscriptionFailed | ResponseCreated | ResponseDone | OutputItemAdded
+    | OutputItemDone | ContentPartAdded | ContentPartDone | AudioDelta | DroppedAudioDelta
+    | AudioDone | AudioTranscriptDelta | AudioTranscriptDone | TextDelta | TextDone
+    | FunctionCallArgumentsDelta | FunctionCallArgumentsDone | RateLimitsUpdated
+    | AudioTimestamp | Animation | Unknown
+)
 
 # ---------------------------------------------------------------- general parsing
 
@@ -690,9 +705,10 @@ class RealtimeSession:
             return self._auto_truncate_setting
         return self._server_auto_truncate
 
-    def receive(self, message: str | bytes) -> Any:
-        """Parse one server event; :class:`ProtocolError` if malformed (the session is then
-        unchanged)."""
+    def receive(self, message: str | bytes) -> Event:
+        """Parse one server event into one of the :data:`Event` classes (:class:`Unknown` for
+        a type this module does not know); :class:`ProtocolError` if malformed (the session
+        is then unchanged)."""
         # The scan reads only str and bytes, whose len() is what check_size measures.
         if self._fast and len(message) <= self.max_message_size:
             delta = self._delta.scan(message)
@@ -706,7 +722,7 @@ class RealtimeSession:
         parser = _PARSERS.get(type_)
         if parser is None:
             return Unknown(type_, obj)
-        ev = parser(obj, type_, want(obj, "event_id", "str", "event_id", False))
+        ev: Event = parser(obj, type_, want(obj, "event_id", "str", "event_id", False))
         if isinstance(ev, (SessionCreated, SessionUpdated)):
             formats = _formats(ev.session, (self.input_format, self.output_format))
             interrupt = _turn_flag(ev.session, "interrupt_response", self._server_auto_interrupt)
@@ -811,9 +827,10 @@ def session_update(*, event_id: str | None = None, **session: Any) -> str:
     return event("session.update", event_id=event_id, session=session)
 
 
-def append(audio: bytes | bytearray | memoryview, *, event_id: str | None = None) -> str:
+def append(audio: PCM16Like, *, event_id: str | None = None) -> str:
     """``input_audio_buffer.append`` of ``audio`` (bytes in the session's input format:
-    PCM16LE for ``pcm16``). Keep chunks 20-100 ms; the service refuses more than 15 MiB."""
+    PCM16LE for ``pcm16``, or an int16 array; G.711 codes as bytes or a uint8 array). Keep
+    chunks 20-100 ms; the service refuses more than 15 MiB."""
     if event_id is None:
         return _APPEND.build(audio)
     return event("input_audio_buffer.append", event_id=event_id, audio=b64encode(audio).decode("ascii"))

@@ -11,8 +11,9 @@ Body framing (``header_mode``):
 - header mode: each packet is a 20-byte big-endian header {timestamp u64 (Unix µs), sequence
   u64, payload length u32} then the Opus payload. Headers and payloads may be split across
   reads and several packets may share one: they are reassembled. A length over ``0xFFFFFF``
-  or over ``max_payload`` is a :class:`ProtocolError`. The parser holds at most one header
-  and one payload, whatever it is fed.
+  or over ``max_payload`` is a :class:`ProtocolError`. A zero-length payload is dropped
+  silently, as the reference does (counted in ``BodyParser.empty``). The parser holds at
+  most one header and one payload, whatever it is fed.
 - raw mode (legacy): no framing; each non-empty read is one packet, numbered from 0, without a
   timestamp. Fragile by nature: a read is not a packet boundary in HTTP/2.
 """
@@ -94,6 +95,8 @@ class BodyParser:
         self._meta = (0, 0, 0)  # its header: timestamp, sequence, length
         self._bad: str | None = None  # the error every feed repeats after a bad length
         self._count = 0  # raw mode sequence
+        #: Zero-length header-mode payloads dropped so far (the reference sends nothing for them).
+        self.empty = 0
 
     @property
     def pending(self) -> int:
@@ -146,7 +149,9 @@ class BodyParser:
                 self._bad = f"payload length {length} exceeds {limit}"
                 self._head = bytearray(head or view[pos - HEADER_BYTES : pos])  # the bad header stays
                 raise BodyError(self._bad, "length", packets)
-            if n - pos >= length:  # the whole payload is here: one copy
+            if not length:
+                self.empty += 1
+            elif n - pos >= length:  # the whole payload is here: one copy
                 packets.append(Packet(ts, seq, bytes(view[pos : pos + length])))
                 pos += length
             else:
