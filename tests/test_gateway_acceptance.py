@@ -46,7 +46,7 @@ def test_two_minute_call_with_barge_in() -> None:
         # speed 1.5: the 10.5 s answer takes 7 s to send, so deltas are still coming when the
         # caller barges in 3 s into it; the service goes on for 150 ms after response.cancel
         async with RealtimeServer(mode="prompt", speed=1.5, delta_ms=100, cancel_delay=0.15) as rt, \
-                Bridge(BridgeConfig(upstream_url=rt.url)) as bridge:
+                Bridge(BridgeConfig(upstream_url=rt.url, insecure_no_auth=True)) as bridge:
             res = await call(bridge.url, audio, rate=RATE, tail_s=0, realtime=rt,
                              group_delay_ms=bridge.config.resampler_delays_ms(RATE))
             await settle(lambda: not bridge.calls)

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 from typing import Any
@@ -23,14 +24,16 @@ import numpy as np
 import pytest
 import soxr
 from conftest import DATA
-from gateway_util import run, server_process, settle
+from gateway_util import make_pki, run, server_process, settle
 from picows import WSInvalidStatusError, WSMsgType, WSUpgradeRequest, ws_connect, ws_create_server
 
 from audiocore import ProtocolError, Resampler
 from audiocore.gateway._ws import Endpoint, close, send_text
+from audiocore.gateway.auth import AcsJwt, StaticToken
 from audiocore.gateway.bridge import (
     ENV_API_KEY,
     ENV_AUTH,
+    ENV_AUTH_TOKEN,
     ENV_URL,
     Bridge,
     BridgeConfig,
@@ -39,12 +42,15 @@ from audiocore.gateway.bridge import (
     session_update_message,
 )
 from audiocore.gateway.peers.acs_caller import acs_frames, call, metadata_message, read_wav
+from audiocore.gateway.peers.acs_tokens import TokenIssuer
 from audiocore.gateway.peers.realtime_server import RealtimeServer, prompt_pcm
 
 SPEECH, RATE = read_wav(DATA / "speech-16k.wav")
 
 
 def config(url: str, **kw: Any) -> BridgeConfig:
+    """A bridge config for tests that are not about caller authentication."""
+    kw.setdefault("insecure_no_auth", True)
     return BridgeConfig(upstream_url=url, **kw)
 
 
@@ -105,6 +111,43 @@ def test_auth_headers_and_environment() -> None:
         config("wss://api.openai.com/", realtime_rate=16000)
     with pytest.raises(ValueError, match="ws://"):
         config("https://api.openai.com/")
+
+
+def test_every_limit_is_a_flag_and_a_config_field_with_a_safe_default(tmp_path: Any) -> None:
+    env = {ENV_URL: "wss://api.openai.com/v1/realtime", ENV_AUTH_TOKEN: "t" * 20}
+    plain = config_from_args(_parser().parse_args([]), env)
+    assert isinstance(plain.caller_auth, StaticToken) and not plain.insecure_no_auth
+    assert plain.path == "/acs" and plain.acs_rates == (16000, 24000)
+    assert plain.max_message_bytes == 64 << 10
+    given = config_from_args(_parser().parse_args([
+        "--max-calls", "7", "--max-calls-per-ip", "3", "--handshake-timeout", "2",
+        "--metadata-timeout", "1.5", "--idle-timeout", "4", "--burst-ms", "300",
+        "--max-excess-ms", "900", "--max-message-bytes", "32768", "--max-pings-per-s", "5",
+        "--max-write-buffer", "65536", "--acs-rates", "8000,16000", "--accept-pause", "0.5",
+        "--send-buffer-bytes", "0", "--path", ""]), env)
+    assert (given.max_calls, given.max_calls_per_ip, given.handshake_timeout, given.metadata_timeout,
+            given.idle_timeout, given.burst_ms, given.max_excess_ms, given.max_message_bytes,
+            given.max_pings_per_s, given.max_write_buffer, given.acs_rates, given.accept_pause,
+            given.send_buffer_bytes, given.path) == (
+        7, 3, 2.0, 1.5, 4.0, 300, 900, 32768, 5, 65536, (8000, 16000), 0.5, 0, None)
+    jwks = tmp_path / "jwks.json"
+    TokenIssuer().write_jwks(jwks)
+    acs = config_from_args(_parser().parse_args(["--acs-jwks", str(jwks), "--acs-audience", "res"]),
+                           {ENV_URL: env[ENV_URL]})
+    assert isinstance(acs.caller_auth, AcsJwt) and acs.caller_auth.audience == "res"
+    with pytest.raises(ValueError, match="--acs-audience"):
+        config_from_args(_parser().parse_args(["--acs-jwks", str(jwks)]), {ENV_URL: env[ENV_URL]})
+    with pytest.raises(ValueError, match="not both"):
+        config_from_args(_parser().parse_args(["--acs-jwks", str(jwks), "--acs-audience", "r"]), env)
+    none = config_from_args(_parser().parse_args([]), {ENV_URL: env[ENV_URL]})
+    assert none.caller_auth is None
+    with pytest.raises(ValueError, match="caller authentication"):
+        Bridge(none)  # secure by default, from Python too
+    Bridge(config(env[ENV_URL]))  # insecure_no_auth=True says so explicitly
+    for bad in ({"acs_rates": (44100,)}, {"acs_rates": ()}, {"max_calls": 0},
+                {"metadata_timeout": 0}, {"burst_ms": 10}, {"max_message_bytes": 0}):
+        with pytest.raises(ValueError):
+            config(env[ENV_URL], **bad)
 
 
 # ---------------------------------------------------------------- audio path
@@ -420,6 +463,31 @@ def test_bridge_rejects_other_paths_and_shuts_down_calls_with_1001() -> None:
     assert res.close_code == 1001
 
 
+def test_a_tls_bridge_serves_a_call_and_counts_a_client_without_tls(tmp_path: Any) -> None:
+    """wss://: the bridge's own accept loop hands the socket to picows through TLS; a client
+    speaking plain HTTP to it gets nothing and is counted (tls_handshake), once."""
+    pki = make_pki(tmp_path)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(pki["server"], pki["server_key"])
+    client = ssl.create_default_context(cafile=str(pki["ca"]))
+
+    async def main() -> Any:
+        async with RealtimeServer(mode="echo") as rt, Bridge(config(rt.url, ssl=server)) as bridge:
+            assert bridge.url.startswith("wss://")
+            res = await call(bridge.url, SPEECH[: 2 * RATE * 2], rate=RATE, tail_s=3.0,
+                             realtime=rt, ssl_context=client)
+            reader, writer = await asyncio.open_connection("127.0.0.1", bridge.port)
+            writer.write(b"GET /acs HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            await settle(lambda: bridge.refusals.counts.get("tls_handshake") == 1)
+            return res, answer, dict(bridge.refusals.counts)
+
+    res, answer, counts = run(main())
+    assert res.frames_received >= 50 and res.figures is not None and res.figures.lost_frames == 0
+    assert answer == b"" and counts == {"tls_handshake": 1}
+
+
 def test_two_calls_with_one_id_are_both_tracked_and_both_shut_down() -> None:
     """ACS connects twice with one call connection id: the first call to end must not take
     the other out of Bridge.calls, and closing the bridge ends the one still live."""
@@ -525,14 +593,23 @@ def test_a_caller_whose_handshake_timed_out_closes_the_late_connection() -> None
 def test_serve_main_runs_until_sigterm_and_reads_the_environment() -> None:
     code = ("import sys; from audiocore.gateway.bridge import serve_main; "
             "sys.exit(serve_main(sys.argv[1:]))")
-    env = dict(os.environ, **{ENV_URL: "ws://127.0.0.1:9/realtime", ENV_API_KEY: "k"})
+    env = dict(os.environ, **{ENV_URL: "ws://127.0.0.1:9/realtime", ENV_API_KEY: "k",
+                              ENV_AUTH_TOKEN: "caller-token-0123456789"})
     with server_process([sys.executable, "-c", code, "--port", "0", "--log-level", "WARNING"], env) as (p, line):
-        assert line.startswith("listening on ws://127.0.0.1:")
+        assert line.startswith("listening on ws://127.0.0.1:") and line.rstrip().endswith("/acs")
         p.send_signal(signal.SIGTERM)
         assert p.wait(30) == 0
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={k: v for k, v in os.environ.items() if k != ENV_URL}, timeout=60)
     assert bad.returncode == 2 and ENV_URL in bad.stderr
+    # secure by default: no caller authentication configured -> refuses to start, one line
+    env.pop(ENV_AUTH_TOKEN)
+    bare = subprocess.run([sys.executable, "-c", code, "--port", "0"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert bare.returncode == 2 and not bare.stdout
+    [line] = bare.stderr.splitlines()
+    for flag in ("--acs-jwks", "--acs-audience", "--auth-token", "--insecure-no-auth"):
+        assert flag in line
 
 
 def test_protocol_error_type_is_the_packages() -> None:

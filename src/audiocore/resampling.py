@@ -27,6 +27,7 @@ lower rate, so more delay.
 
 from __future__ import annotations
 
+import collections
 import math
 import operator
 from dataclasses import dataclass
@@ -164,9 +165,11 @@ def _build(up: int, down: int, quality: str) -> ResampleFilter:
     return ResampleFilter(up, down, quality, method, taps, per_phase, shift, delay, table)
 
 
-# Designed filters by (up, down, quality); the oldest goes when it is full.
-_CACHE: dict[tuple[int, int, str], ResampleFilter] = {}
-_CACHE_SIZE = 256
+# Designed filters by (up, down, quality), least recently used first: a bounded cache (a
+# design can hold megabytes; a server fed arbitrary rates must not keep one per rate), in
+# which the few ratios a process really uses stay.
+_CACHE: collections.OrderedDict[tuple[int, int, str], ResampleFilter] = collections.OrderedDict()
+_CACHE_SIZE = 32
 
 
 def _design(up: int, down: int, quality: str) -> ResampleFilter:
@@ -174,9 +177,11 @@ def _design(up: int, down: int, quality: str) -> ResampleFilter:
     filt = _CACHE.get(key)
     if filt is None:
         filt = _build(up, down, quality)
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.pop(next(iter(_CACHE)), None)
+        while len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.popitem(last=False)
         _CACHE[key] = filt
+    else:
+        _CACHE.move_to_end(key)
     return filt
 
 

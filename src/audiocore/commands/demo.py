@@ -3,7 +3,9 @@
 1. An ACS call through the ACS <-> realtime bridge to the local realtime server: the caller
    streams the bundled sentence in real time, pauses for the answer, then talks over it (a
    barge-in: StopAudio, response.cancel, truncate with the ms heard). What the caller heard
-   is written to ``heard.wav``.
+   is written to ``heard.wav``. The caller authenticates as ACS does: an RSA key is made at
+   start, its JWKS written to ``jwks.json`` for the bridge (``AcsJwt``), and the caller sends
+   ``Authorization: Bearer <JWT>`` signed with it (RS256).
 2. Concurrently, a Sora pass: the same sentence as 48 kHz Opus over HTTP/2 in header mode to
    the Sora gateway, whose ``ogg`` recognizer writes the Ogg Opus file; the file is checked
    (the packets read back, opusinfo when installed).
@@ -44,29 +46,50 @@ def _silence(rate: int, seconds: float) -> bytes:
     return bytes(int(rate * seconds) * 2)
 
 
+DEMO_AUDIENCE = "audiocore-demo-bridge"
+
+
+def caller_credentials(out: Path) -> tuple[Path, str]:
+    """A new RSA key (:class:`~audiocore.gateway.peers.acs_tokens.TokenIssuer`): its JWKS
+    written to ``out/jwks.json`` (what the bridge verifies with), and the ``Authorization``
+    value of a JWT signed with it as ACS signs its media-streaming handshakes (RS256,
+    ``kid``, ``aud``, ``iss``, ``iat``/``nbf``/``exp``; 10 minutes)."""
+    from audiocore.gateway.peers.acs_tokens import TokenIssuer
+
+    issuer = TokenIssuer(kid="audiocore-demo")
+    path = issuer.write_jwks(out / "jwks.json")
+    return path, issuer.authorization(DEMO_AUDIENCE, lifetime_s=600)
+
+
 async def _acs_call(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
     from audiocore.gateway.bridge import Bridge, BridgeConfig
     from audiocore.gateway.peers.acs_caller import call, write_wav
     from audiocore.gateway.peers.realtime_server import RealtimeServer
 
+    from audiocore.gateway.auth import AcsJwt
+
     script = (speech + _silence(rate, PAUSE_S) + speech[: int(rate * BARGE_S) * 2]
               + _silence(rate, TAIL_S))
     write_wav(out / "caller.wav", script, rate)
+    jwks, authorization = caller_credentials(out)
     async with RealtimeServer(mode="prompt", silence_ms=700) as rt:
-        config = BridgeConfig(upstream_url=rt.url)
+        config = BridgeConfig(upstream_url=rt.url, caller_auth=AcsJwt(str(jwks), DEMO_AUDIENCE))
         async with Bridge(config) as bridge:
             # the resamplers' group delay is part of the bridge's added latency
             result = await call(bridge.url, script, rate=rate, record_to=out / "heard.wav",
                                 realtime=rt, group_delay_ms=config.resampler_delays_ms(rate),
-                                tail_s=0)
+                                tail_s=0, authorization=authorization)
             for _ in range(100):  # let the bridge finish the call's bookkeeping
                 if not bridge.calls:
                     break
                 await asyncio.sleep(0.02)
             stats = bridge.finished[-1].as_dict() if bridge.finished else {}
+            refusals = dict(bridge.refusals.counts)
     figures = result.figures
     return {
         "caller": result.summary(),
+        "auth": {"scheme": "ACS JWT (RS256)", "jwks": str(jwks), "audience": DEMO_AUDIENCE,
+                 "refusals": refusals},
         "bridge": stats,
         "truncates": [list(t) for t in figures.truncates] if figures else [],
         "stop_frames": list(figures.stop_frames) if figures else [],
@@ -138,6 +161,7 @@ async def run(out: Path) -> dict[str, Any]:
     sora["check"] = _check_ogg(Path(sora.pop("file")), sent)
     return {"seconds": round(time.monotonic() - start, 1), "acs": acs, "sora": sora,
             "outputs": {"caller": str(out / "caller.wav"), "heard": str(out / "heard.wav"),
+                        "jwks": acs["auth"]["jwks"],
                         "ogg": sora["check"]["file"], "summary": str(out / "summary.json")}}
 
 
@@ -149,8 +173,11 @@ def _report(summary: dict[str, Any]) -> list[str]:
     def ms(value: Any) -> str:
         return "-" if value is None else f"{value:.2f} ms"
 
+    auth = summary["acs"]["auth"]
     lines = [
         f"ACS call through the bridge ({caller['duration_s']} s in real time):",
+        f"  caller authenticated with an {auth['scheme']} checked against {auth['jwks']} "
+        f"(refusals: {auth['refusals'] or 'none'})",
         f"  frames sent {caller['frames_sent']}, heard {caller['frames_received']}, "
         f"lost {caller['lost_frames']}, malformed {caller['bad_frames']}",
         f"  added latency caller -> service: p50 {ms(caller['in_p50_ms'])}, "
@@ -182,6 +209,9 @@ def _problems(summary: dict[str, Any]) -> list[str]:
     caller = summary["acs"]["caller"]
     check = summary["sora"]["check"]
     problems = []
+    refusals = summary["acs"].get("auth", {}).get("refusals")
+    if refusals:
+        problems.append(f"the bridge refused something: {refusals}")
     if caller["lost_frames"] or caller["bad_frames"]:
         problems.append("frames were lost or malformed on the ACS call")
     if caller["barge_ins"] < 1 or caller["after_stop_frames"]:

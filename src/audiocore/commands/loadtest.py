@@ -6,6 +6,11 @@ realtime server, cheap: pre-encoded messages, picows, one shared clock) run in t
 on the other core. Reported: the bridge process's CPU time per call-second (its threads' run
 time from /proc), calls per core (10^6 / that), p50/p99 added latency and lost frames, both
 directions, as defined in :mod:`audiocore.gateway.peers.timeline`.
+
+With ``--controls on`` (the default) our bridge runs as deployed: callers authenticate with a
+static bearer token, every limit at its default (the call caps raised to fit ``--calls``);
+``--controls off`` runs it with ``--insecure-no-auth`` and every limit out of reach, to
+measure what the controls cost.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -63,10 +69,22 @@ def _script(seconds: float, speech: bytes, rate: int) -> bytes:
     return bytes(out[: int(seconds * rate) * 2])
 
 
-async def _start_bridge(cmd: list[str], core: int) -> tuple[subprocess.Popen[str], str]:
+def _controls(args: argparse.Namespace, token: str) -> tuple[list[str], dict[str, str]]:
+    """Our bridge's flags and environment for ``--controls``."""
+    if args.controls == "on":
+        caps = str(max(args.calls + 10, 200))
+        return ["--max-calls", caps, "--max-calls-per-ip", caps], {"AUDIOCORE_BRIDGE_AUTH_TOKEN": token}
+    huge = str(10**9)
+    return ["--insecure-no-auth", "--max-calls", huge, "--max-calls-per-ip", huge, "--burst-ms", huge,
+            "--max-excess-ms", huge, "--metadata-timeout", huge, "--idle-timeout", huge,
+            "--max-pings-per-s", huge, "--max-message-bytes", str(1 << 20)], {}
+
+
+async def _start_bridge(cmd: list[str], core: int, extra_env: dict[str, str] | None = None
+                        ) -> tuple[subprocess.Popen[str], str]:
     # One BLAS thread: OpenBLAS's pool spins for seconds after the filter design at start-up,
     # which is not the bridge's work (the same for both bridges).
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **(extra_env or {}))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     _pin(proc.pid, core)
     assert proc.stdout is not None
@@ -92,21 +110,25 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
     from picows import ws_connect
 
     rate = 16000
+    token = secrets.token_urlsafe(32)
+    headers = {"Authorization": f"Bearer {token}"}
     async with RealtimeServer(mode="prompt", prompt=prompt, speed=args.speed, delta_ms=100) as rt:
+        env: dict[str, str] = {}
         if kind == "ours":
+            flags, env = _controls(args, token)
             cmd = [sys.executable, "-c", _OURS, "--port", "0", "--upstream-url", rt.url,
-                   "--log-level", "WARNING", "--ticker", args.ticker, "--loop", args.loop]
+                   "--log-level", "WARNING", "--ticker", args.ticker, "--loop", args.loop, *flags]
             delays = BridgeConfig(upstream_url=rt.url).resampler_delays_ms(rate)
         else:
             cmd = [sys.executable, str(bench / "usual_bridge.py"), "--port", "0", "--upstream-url", rt.url]
             delays = (0.0, 0.0)  # soxr's streams are time-aligned: what they hold back shows in the counts
-        proc, url = await _start_bridge(cmd, args.bridge_core)
+        proc, url = await _start_bridge(cmd, args.bridge_core, env)
         try:
             tickers = [SharedTicker() for _ in range(10)]  # ten phases 2 ms apart
             # one short call first, not measured: the first call in a process pays one-off
             # costs (lazy imports, first allocations) that are not a call's
             warm = AcsCaller(frames[:50], voiced[:50], rate, ticker=tickers[0], record=False)
-            await ws_connect(lambda: warm, url)
+            await ws_connect(lambda: warm, url, extra_headers=headers)
             await warm.done
             await asyncio.sleep(0.2)
             callers, timelines = [], []
@@ -118,7 +140,8 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
                 caller = AcsCaller(frames, voiced, rate, ticker=tickers[i % 10], timeline=tl, record=False)
                 seen = rt.connections
                 await ws_connect(lambda c=caller: c, url, extra_headers={
-                    "x-ms-call-correlation-id": f"load-{i}", "x-ms-call-connection-id": f"call-{i}"})
+                    **headers, "x-ms-call-correlation-id": f"load-{i}",
+                    "x-ms-call-connection-id": f"call-{i}"})
                 while rt.connections == seen:  # its upstream, so the timeline goes to the right one
                     await asyncio.sleep(0.001)
                 callers.append(caller)
@@ -139,7 +162,8 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
     for tl in timelines:
         figures.add(tl.figures())
     us = cpu * 1e6 / call_seconds
-    out = {"bridge": "audiocore" if kind == "ours" else "usual (websockets+json+base64+soxr HQ)",
+    out = {"bridge": f"audiocore (controls {args.controls})" if kind == "ours"
+           else "usual (websockets+json+base64+soxr HQ)",
            "cpu_us_per_call_second": round(us, 1), "calls_per_core": round(1e6 / us, 1),
            "bridge_cpu_s": round(cpu, 3), "call_seconds": round(call_seconds, 1),
            "bridge_core_load": round(cpu / wall, 3)}
@@ -159,6 +183,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                    help="our bridge's event loop")
     p.add_argument("--speed", type=float, default=4.0, help="the realtime server's send speed")
+    p.add_argument("--controls", choices=["on", "off"], default="on",
+                   help="our bridge with caller authentication (a static token) and its limits "
+                   "(on, the default), or with --insecure-no-auth and every limit out of reach")
     p.add_argument("--no-baseline", action="store_true", help="skip the usual bridge")
     p.add_argument("--bench-dir", help="where bench/usual_bridge.py is (default: the checkout's)")
     p.add_argument("--bridge-core", type=int, default=0)
@@ -193,6 +220,7 @@ def main(argv: list[str]) -> int:
         loop.close()
     result: dict[str, Any] = {
         "calls": args.calls, "seconds": args.seconds, "ticker": args.ticker,
+        "controls": args.controls,
         "calls_per_core": ours["calls_per_core"],
         "baseline_calls_per_core": base["calls_per_core"] if base else None,
         "speedup": round(ours["calls_per_core"] / base["calls_per_core"], 2) if base else None,

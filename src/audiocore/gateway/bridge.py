@@ -12,7 +12,11 @@ realtime service per call and carries the audio across:
   cleared, ``response.cancel`` (unless the service interrupts by itself),
   ``conversation.item.truncate`` with the milliseconds actually played, late deltas of the
   cancelled response dropped;
-- the upstream is reconnected with backoff when it fails, without ending the call.
+- the upstream is reconnected with backoff when it fails, without ending the call;
+- callers are authenticated in the WebSocket handshake (ACS's JWT or a static token) before
+  anything exists upstream, and every limit (calls, calls per address, timeouts, pacing,
+  message size, sample rates, PINGs, unsent bytes) is a :class:`BridgeConfig` field and a
+  flag; each refusal is counted (``Bridge.refusals.counts``) and logged once per interval.
 
 Everything is configured by :class:`BridgeConfig` (flags and environment:
 :func:`serve_main`). The audio path, the barge-in sequence, reconnects, errors and figures
@@ -24,33 +28,49 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import errno
+import importlib
 import json
 import logging
 import os
 import random
+import socket
 import ssl
 from ssl import SSLContext
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field, fields
+from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from picows import WSCloseCode, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
+from picows import (
+    WSAutoPingStrategy,
+    WSCloseCode,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+)
 
 from audiocore._ext.errors import ProtocolError
 from audiocore._ext.jitter import JitterQueue
 from audiocore._ext.resample import Resampler
+from audiocore.gateway._logsafe import RedactingFilter, clip, redact_url
+from audiocore.gateway._refusals import Refusals
 from audiocore.gateway._signals import stop_on_signal
 from audiocore.gateway._ticker import PerCallTimers, SharedTicker
-from audiocore.gateway._ws import Endpoint, close, connect, send_text, wait_closed
+from audiocore.gateway._ws import Endpoint, close, connect, picows_logger, send_text, write_buffer
+from audiocore.gateway.auth import AcsJwt, AuthError, Authenticator, StaticToken
 from audiocore.protocols import acs, realtime
 from audiocore.protocols.bridge import AcsRealtimeTranscoder
 
 __all__ = [
     "ENV_API_KEY",
     "ENV_AUTH",
+    "ENV_AUTH_TOKEN",
     "ENV_URL",
     "Bridge",
     "BridgeConfig",
@@ -66,6 +86,8 @@ log = logging.getLogger("audiocore.gateway.bridge")
 ENV_URL = "AUDIOCORE_REALTIME_URL"
 ENV_API_KEY = "AUDIOCORE_REALTIME_API_KEY"
 ENV_AUTH = "AUDIOCORE_REALTIME_AUTH"
+#: The static bearer token ACS (or a proxy) must present (``--auth-token``).
+ENV_AUTH_TOKEN = "AUDIOCORE_BRIDGE_AUTH_TOKEN"
 
 
 _TEXT = WSMsgType.TEXT
@@ -74,6 +96,12 @@ _FRAME_S = 0.02
 #: s an upstream connection must live to count as lasting: its loss resets the backoff and
 #: starts a new reconnect_timeout; a shorter one is redialled after the backoff
 _LASTING_S = 10.0
+#: ACS's documented media-streaming rates; 8000 and 48000 only when acs_rates says so
+_ACS_RATES = (16000, 24000)
+_ALLOWED_RATES = (8000, 16000, 24000, 48000)
+#: call ids longer than this (or not printable ASCII) are replaced by a generated one
+_MAX_CALL_ID = 128
+_FD_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def default_turn_detection() -> dict[str, Any]:
@@ -91,6 +119,8 @@ class BridgeConfig:
     ``dialect`` / ``auth`` None: chosen from the URL (a host with "azure" in it is Voice Live
     with an ``api-key`` header; anything else OpenAI with ``Authorization: Bearer``).
     ``turn_detection`` None sends ``turn_detection: null`` (no server VAD: no barge-in).
+    ``auth``/``api_key`` are the bridge's credentials upstream; ``caller_auth`` checks ACS's.
+    A :class:`Bridge` refuses to start without ``caller_auth`` unless ``insecure_no_auth``.
     """
 
     upstream_url: str
@@ -99,7 +129,7 @@ class BridgeConfig:
     dialect: Literal["openai", "openai-ga", "voicelive"] | None = None
     host: str = "127.0.0.1"
     port: int = 0
-    path: str | None = None  #: accept ACS only on this path (None: any path)
+    path: str | None = "/acs"  #: accept ACS only on this path (other paths: 404; None: any)
     ssl: SSLContext | None = None  #: TLS for the ACS side (wss://); None: plain ws://
     upstream_ssl: SSLContext | None = None  #: None: the default context for wss:// URLs
     extra_headers: dict[str, str] = field(default_factory=dict)  #: sent upstream
@@ -119,6 +149,26 @@ class BridgeConfig:
     max_errors: int = 100  #: malformed messages tolerated per call and side
     ticker: Literal["shared", "per-call"] = "shared"
     max_write_buffer: int = 1 << 20  #: bytes unsent to a peer before it counts as gone
+    # callers and limits (docs/gateway-bridge.md, "Security")
+    caller_auth: Authenticator | None = None  #: checks each ACS handshake (AcsJwt, StaticToken)
+    insecure_no_auth: bool = False  #: True: accept callers without authentication
+    max_calls: int = 200  #: calls at once; the next handshake gets HTTP 503
+    max_calls_per_ip: int = 100  #: connections at once from one address; the next gets 429
+    handshake_timeout: float = 5.0  #: TCP accept -> WebSocket upgrade request
+    metadata_timeout: float = 5.0  #: upgrade -> AudioMetadata, then close 1008
+    idle_timeout: float = 15.0  #: a caller silent this long is closed (ACS sends every 20 ms)
+    burst_ms: int = 500  #: how far caller audio may run ahead of real time (more is dropped)
+    max_excess_ms: int = 2000  #: audio dropped by pacing before the call is closed (1008)
+    max_message_bytes: int = 64 << 10  #: an inbound ACS message (ACS's are 1-2 KB)
+    max_pings_per_s: int = 10  #: PINGs per connection per second (more: close 1008)
+    acs_rates: tuple[int, ...] = _ACS_RATES  #: AudioMetadata rates accepted (8000, 48000 too)
+    accept_pause: float = 1.0  #: s without accepting when the process is out of descriptors
+    #: SO_SNDBUF of each ACS connection (0: the system's, often 4 MB): the kernel's share of
+    #: what a caller that does not read makes the bridge hold (ACS takes ~45 KB/s of audio)
+    send_buffer_bytes: int = 256 << 10
+    #: s a closed call's connections may take to flush what is unsent before they are dropped
+    #: (a graceful close waits for a peer that does not read, its buffers with it, for good)
+    close_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if self.dialect is None:
@@ -138,6 +188,21 @@ class BridgeConfig:
             raise ValueError(f"upstream_url must be a ws:// or wss:// URL, not {self.upstream_url!r}")
         if self.playout_target_ms < 20 or self.max_playout_ms < 100:
             raise ValueError("playout_target_ms >= 20 and max_playout_ms >= 100")
+        self.acs_rates = tuple(self.acs_rates)
+        if not self.acs_rates or not set(self.acs_rates) <= set(_ALLOWED_RATES):
+            raise ValueError(f"acs_rates must be among {_ALLOWED_RATES}, not {self.acs_rates}")
+        for name in ("max_calls", "max_calls_per_ip", "max_message_bytes", "max_pings_per_s",
+                     "max_write_buffer"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("handshake_timeout", "metadata_timeout", "idle_timeout", "accept_pause",
+                     "close_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive (seconds)")
+        if self.send_buffer_bytes < 0:
+            raise ValueError("send_buffer_bytes must be >= 0")
+        if self.burst_ms < 20 or self.max_excess_ms < 0:
+            raise ValueError("burst_ms >= 20 and max_excess_ms >= 0")
 
     def resampler_delays_ms(self, acs_rate: int) -> tuple[float, float]:
         """The group delays, in ms, that the bridge's resamplers add to a call at
@@ -229,6 +294,8 @@ class CallStats:
     service_errors: int = 0  #: realtime ``error`` events received
     playout_dropped_ms: int = 0  #: response audio dropped over max_playout_ms
     underruns: int = 0  #: frames concealed because a response's audio came late
+    paced_dropped: int = 0  #: caller frames dropped for running ahead of real time + burst
+    peer: str | None = None  #: the caller's address
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -237,12 +304,56 @@ class CallStats:
 # ---------------------------------------------------------------- connections
 
 
-class _AcsEndpoint(Endpoint):
-    max_message = acs.DEFAULT_MAX_MESSAGE_SIZE
+_WSProtocol: Any = importlib.import_module("picows.picows").WSProtocol
 
-    def __init__(self, bridge: Bridge, request: WSUpgradeRequest) -> None:
+
+class _Protocol(_WSProtocol):  # type: ignore[misc]
+    """picows' server protocol (``ws_create_server`` builds the same), told which accepted
+    connection it serves: the handshake callback then knows the caller's address, and the
+    bridge knows when the connection ends (handshake refused or timed out included)."""
+
+    conn: _Conn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.conn.transport = transport
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            super().connection_lost(exc)
+        finally:
+            self.conn.bridge._conn_lost(self.conn)
+
+
+class _Conn:
+    """One accepted TCP connection: its address, whether it sent an upgrade request
+    (``asked``) and became a call (``admitted``)."""
+
+    __slots__ = ("bridge", "ip", "transport", "asked", "admitted", "gone")
+
+    def __init__(self, bridge: Bridge, ip: str) -> None:
+        self.bridge = bridge
+        self.ip = ip
+        self.transport: asyncio.BaseTransport | None = None
+        self.asked = False
+        self.admitted = False
+        self.gone = False
+
+    def accept(self, request: WSUpgradeRequest) -> _AcsEndpoint | WSUpgradeResponseWithListener:
+        self.asked = True
+        return self.bridge._accept(request, self)
+
+
+class _AcsEndpoint(Endpoint):
+    answer_pings = True
+
+    def __init__(self, bridge: Bridge, request: WSUpgradeRequest, peer: str) -> None:
         super().__init__()
-        self.call = _Call(bridge, self, request)
+        cfg = bridge.config
+        self.max_message = cfg.max_message_bytes
+        self.max_pings_per_s = cfg.max_pings_per_s
+        self.max_write_buffer = cfg.max_write_buffer
+        self.call = _Call(bridge, self, request, peer)
 
     def on_open(self) -> None:
         self.call.acs_open(self.transport)
@@ -253,17 +364,37 @@ class _AcsEndpoint(Endpoint):
     def on_binary(self, data: bytes) -> None:
         self.call.acs_error(ProtocolError("ACS sends text frames; a binary frame arrived", None))
 
+    def on_refused(self, reason: str, code: WSCloseCode, detail: str) -> None:
+        self.call.refuse(reason, detail, code)
+
     def on_closed(self) -> None:
+        hs = self.transport.close_handshake if self.transport is not None else None
+        if not self.call.ended and hs is not None and hs.sent is not None \
+                and hs.sent.code == WSCloseCode.MESSAGE_TOO_BIG:
+            # picows refused a frame over max_frame_size (and closed with 1009)
+            self.call.refuse("message_too_big", f"a frame over {self.max_message} bytes",
+                             WSCloseCode.MESSAGE_TOO_BIG)
+            return
         self.call.end("ACS closed")
 
 
 class _UpstreamEndpoint(Endpoint):
     max_message = realtime.DEFAULT_MAX_MESSAGE_SIZE
+    answer_pings = True
 
     def __init__(self, call: _Call, generation: int) -> None:
         super().__init__()
         self.call = call
         self.generation = generation
+        self.max_pings_per_s = call.config.max_pings_per_s
+        self.max_write_buffer = call.config.max_write_buffer
+
+    def on_refused(self, reason: str, code: WSCloseCode, detail: str) -> None:
+        if self.generation == self.call.generation:
+            self.call.bridge.refusals.refuse("upstream_" + reason, detail)
+            self.call.upstream_lost(f"the service: {detail}", abort=True)
+        else:
+            close(self.transport, code, abort=True)
 
     def on_text(self, data: bytes) -> None:
         if self.generation == self.call.generation:
@@ -281,14 +412,28 @@ class _UpstreamEndpoint(Endpoint):
 class _Call:
     """One ACS call and its upstream. Runs on the bridge's loop thread only."""
 
-    def __init__(self, bridge: Bridge, endpoint: _AcsEndpoint, request: WSUpgradeRequest) -> None:
+    def __init__(self, bridge: Bridge, endpoint: _AcsEndpoint, request: WSUpgradeRequest,
+                 peer: str) -> None:
         self.bridge = bridge
         self.config = config = bridge.config
         headers = request.headers
-        call_id = headers.get("x-ms-call-connection-id") or uuid.uuid4().hex
-        self.stats = CallStats(call_id, headers.get("x-ms-call-correlation-id"), started=time.monotonic())
+        given = headers.get("x-ms-call-connection-id")
+        call_id = given or uuid.uuid4().hex
+        if given and (len(given) > _MAX_CALL_ID or not given.isascii() or not given.isprintable()):
+            call_id = uuid.uuid4().hex  # never echo an attacker's 15 KB header into every line
+            bridge.refusals.refuse("call_id_replaced", f"call {call_id}: x-ms-call-connection-id "
+                                   f"{clip(given)} replaced", logging.INFO)
+        corr = headers.get("x-ms-call-correlation-id")
+        started = time.monotonic()
+        self.stats = CallStats(call_id, clip(corr, _MAX_CALL_ID) if corr else None,
+                               started=started, peer=peer)
+        self.last_rx = started  # when the caller last sent a message
+        self.tat = 0.0  # pacing: when the audio forwarded so far is due (time.monotonic)
+        self.burst_s = config.burst_ms / 1000
         self.acs_t: WSTransport | None = None
+        self.acs_raw: Any = None  # the ACS socket's transport (its write buffer is checked)
         self.up: WSTransport | None = None
+        self.up_raw: Any = None
         self.generation = 0  # of the upstream connection; audio items are tagged with it
         self.live = False  # upstream connected and session.update sent
         self.ended = False
@@ -310,10 +455,41 @@ class _Call:
 
     def acs_open(self, transport: WSTransport | None) -> None:
         self.acs_t = transport
+        self.acs_raw = transport.underlying_transport if transport is not None else None
         self.bridge._calls[self] = None
         log.info("call %s: ACS connected", self.stats.call_id)
 
     def on_acs(self, data: bytes) -> None:
+        """A message from ACS. After AudioMetadata each one is 20 ms of the call: paced to
+        real time plus ``burst_ms`` (a virtual clock: the sender may run ``burst_ms`` ahead
+        and catch up ``burst_ms`` it fell behind, so network jitter costs nothing)."""
+        if self.ended:
+            return  # messages read with the one that ended the call
+        now = time.monotonic()
+        self.last_rx = now
+        if self.meta is None:
+            tat = self.tat
+            if tat < now - self.burst_s:
+                tat = now - self.burst_s
+            tat += _FRAME_S
+            if tat - now > self.burst_s:
+                self._paced()
+                return
+            self.tat = tat
+        self._message(data)
+
+    def _paced(self) -> None:
+        s = self.stats
+        s.paced_dropped += 1
+        cfg = self.config
+        if s.paced_dropped * 20 > cfg.max_excess_ms:
+            self.refuse("audio_flood", f"more than {cfg.max_excess_ms} ms of audio ahead of "
+                        "real time dropped", WSCloseCode.POLICY_VIOLATION)
+        else:
+            self.bridge.refusals.refuse("audio_too_fast", f"call {s.call_id}: a frame "
+                                        f"{cfg.burst_ms} ms ahead of real time dropped")
+
+    def _message(self, data: bytes) -> None:
         if self.live:
             tc = self.tc
             assert tc is not None
@@ -324,10 +500,9 @@ class _Call:
                 return
             if out is not None:
                 self.up.send(_TEXT, out)  # type: ignore[union-attr]
-                s = self.stats
-                s.frames_in += 1
-                if not s.frames_in & 63:
-                    self._check_buffers()
+                self.stats.frames_in += 1
+                if self.up_raw.get_write_buffer_size() > self.config.max_write_buffer:
+                    self.upstream_lost("the service is not reading", abort=True)
                 return
             self._acs_events(tc)
             return
@@ -344,17 +519,26 @@ class _Call:
         try:
             ev = self.meta.receive(data)
         except ProtocolError as exc:
-            self.acs_error(exc)
+            if (exc.field or "").startswith("audioMetadata"):
+                self.refuse("bad_metadata", str(exc), WSCloseCode.UNSUPPORTED_DATA)
+            else:
+                self.acs_error(exc)
             return
         if not isinstance(ev, acs.AudioMetadata):
             log.debug("call %s: %s before AudioMetadata ignored", self.stats.call_id, type(ev).__name__)
             return
+        cfg = self.config
         if ev.channels != 1:
-            self.end("ACS stream is not mono", WSCloseCode.UNSUPPORTED_DATA)
+            self.refuse("channels", f"{ev.channels} channels (ACS streams mono)",
+                        WSCloseCode.UNSUPPORTED_DATA)
+            return
+        if ev.sample_rate not in cfg.acs_rates:
+            self.refuse("sample_rate", f"AudioMetadata at {ev.sample_rate} Hz (accepted: "
+                        f"{', '.join(map(str, cfg.acs_rates))})", WSCloseCode.UNSUPPORTED_DATA)
             return
         self.meta = None
+        self.tat = time.monotonic()
         self.stats.acs_rate = rate = ev.sample_rate
-        cfg = self.config
         self.queue = JitterQueue(rate, target_ms=cfg.playout_target_ms, min_ms=20,
                                  max_ms=cfg.max_playout_ms)
         self.down = Resampler(self.down_rate, rate, quality=cfg.quality)
@@ -403,7 +587,8 @@ class _Call:
                 transport = await connect(
                     _UpstreamEndpoint(self, gen), cfg.upstream_url, cfg.connect_timeout,
                     extra_headers=headers, ssl_context=cfg.upstream_ssl,
-                    max_frame_size=realtime.DEFAULT_MAX_MESSAGE_SIZE)
+                    max_frame_size=realtime.DEFAULT_MAX_MESSAGE_SIZE, enable_auto_pong=False,
+                    logger_name=picows_logger("client"), use_aiofastnet=False)
             except Exception as exc:
                 status = getattr(getattr(exc, "response", None), "status", None)
                 if status is not None and 400 <= int(status) < 500 and int(status) not in (408, 429):
@@ -429,6 +614,7 @@ class _Call:
             s.reconnects += 1
         s.connects += 1
         self.up = transport
+        self.up_raw = transport.underlying_transport
         self.connected_at = time.monotonic()
         assert s.acs_rate is not None
         # auto_truncate is sent to Voice Live only: the others' items are truncated by us
@@ -440,15 +626,16 @@ class _Call:
         self.live = True
         gap, self.gap = self.gap, collections.deque(maxlen=self.gap.maxlen)
         for data in gap:
-            self.on_acs(data)
+            self._message(data)
             s.gap_replayed += 1
 
-    def upstream_lost(self, why: str) -> None:
+    def upstream_lost(self, why: str, abort: bool = False) -> None:
+        """The upstream failed (``abort``: drop it now, its unsent data included): reconnect."""
         if self.ended or not self.live and self.connector is not None and not self.connector.done():
             return
         self.live = False
-        close(self.up)
-        self.up = None
+        close(self.up, abort=abort)
+        self.up = self.up_raw = None
         self.tc = None  # the old session's state must not read the new connection's messages
         self.generation += 1  # whatever the old connection still delivers is ignored
         now = time.monotonic()
@@ -549,8 +736,9 @@ class _Call:
             if was and not q.playing and q.buffered_ms == 0 and self.item is not None:
                 s.underruns += 1  # ran dry inside an item whose audio is still coming
             self.last_out = time.monotonic()
-            if not s.frames_out & 63:
-                self._check_buffers()
+            if self.acs_raw.get_write_buffer_size() > self.config.max_write_buffer:
+                self._acs_not_reading()
+                return False
         return bool(q.playing or q.buffered_ms)
 
     def _barge_in(self) -> None:
@@ -565,6 +753,9 @@ class _Call:
             return  # nothing is being said: an ordinary turn, nothing to interrupt
         send_text(self.acs_t, _STOP)
         s.stop_audio += 1
+        if self.acs_raw.get_write_buffer_size() > self.config.max_write_buffer:
+            self._acs_not_reading()
+            return
         s.barge_ins += 1
         item = q.item
         # ACS flushed its playback at StopAudio: nothing of the cancelled response may follow
@@ -579,15 +770,21 @@ class _Call:
             item_id = item[1]  # an item played to its end needs no truncation
         for m in tc.barge_in(item_id, played):
             send_text(self.up, m)
+        if self.up_raw is not None and self.up_raw.get_write_buffer_size() > self.config.max_write_buffer:
+            self.upstream_lost("the service is not reading", abort=True)
 
-    def _check_buffers(self) -> None:
+    def _acs_not_reading(self) -> None:
         """A peer that stops reading must not grow our memory: past max_write_buffer unsent
-        bytes, ACS counts as gone (the call ends) and the service as failed (reconnect)."""
-        limit = self.config.max_write_buffer
-        if self.acs_t is not None and self.acs_t.underlying_transport.get_write_buffer_size() > limit:
-            self.end("ACS is not reading", WSCloseCode.POLICY_VIOLATION)
-        elif self.up is not None and self.up.underlying_transport.get_write_buffer_size() > limit:
-            self.upstream_lost("the service is not reading")
+        bytes (checked after every write), ACS counts as gone: the call ends, the connection
+        is dropped at once. (The service's connection is redialled the same way.)"""
+        self.refuse("not_reading", f"more than {self.config.max_write_buffer} bytes unsent to ACS",
+                    WSCloseCode.POLICY_VIOLATION)
+
+    def refuse(self, reason: str, detail: str, code: WSCloseCode) -> None:
+        """End the call for breaking a limit: counted under ``reason`` and logged (once per
+        interval), ACS closed with ``code`` (dropped at once if it is not reading)."""
+        self.bridge.refusals.refuse(reason, f"call {self.stats.call_id} from {self.stats.peer}: {detail}")
+        self.end(detail, code)
 
     # ------------------------------------------------------------ end
 
@@ -604,14 +801,28 @@ class _Call:
         self.bridge._ticker.discard(self)
         if self.connector is not None and not self.connector.done():
             self.connector.cancel()
-        close(self.up)
-        close(self.acs_t, code)
+        cfg = self.config
+        up = self.up
+        close(up)
+        # a caller that does not read would hold a graceful close (and its buffer) for good
+        acs_raw = self.acs_raw
+        abort = acs_raw is not None and acs_raw.get_write_buffer_size() > cfg.max_write_buffer
+        close(self.acs_t, code, abort=abort)
+        for t in (self.acs_t, up):
+            if t is not None and not t.is_disconnected:
+                asyncio.get_running_loop().call_later(cfg.close_timeout, _drop, t)
         self.gap.clear()
         if self.queue is not None:
             s.playout_dropped_ms = self.queue.stats["dropped"] * 20
         self.bridge._finish(self)
         log.info("call %s ended (%s): %d frames in, %d out, %d barge-ins, %d reconnects",
                  s.call_id, reason, s.frames_in, s.frames_out, s.barge_ins, s.reconnects)
+
+
+def _drop(transport: WSTransport) -> None:
+    """Abort a connection whose graceful close has not finished in time."""
+    if not transport.is_disconnected:
+        transport.disconnect(False)
 
 
 # ---------------------------------------------------------------- the server
@@ -623,22 +834,35 @@ class Bridge:
 
     ``calls`` maps call ids (``x-ms-call-connection-id``, else a generated one) to the calls
     in progress (a call's id may be reused while it runs: both calls go on, and close() ends
-    both); ``finished`` holds the :class:`CallStats` of the last 1000 ended calls.
+    both); ``finished`` holds the :class:`CallStats` of the last 1000 ended calls;
+    ``refusals.counts`` how many times each limit refused something (reason -> count).
+
+    Raises ``ValueError`` without ``config.caller_auth`` unless ``config.insecure_no_auth``.
     """
 
     def __init__(self, config: BridgeConfig) -> None:
+        if config.caller_auth is None and not config.insecure_no_auth:
+            raise ValueError("the bridge needs caller authentication: set caller_auth "
+                             "(AcsJwt or StaticToken), or insecure_no_auth=True")
         self.config = config
         self._calls: dict[_Call, None] = {}  # the live calls, in arrival order
         self.finished: collections.deque[CallStats] = collections.deque(maxlen=1000)
+        self.refusals = Refusals(log)
         self._ticker: SharedTicker | PerCallTimers = (
             SharedTicker(_FRAME_S) if config.ticker == "shared" else PerCallTimers(_FRAME_S))
-        self._server: asyncio.Server | None = None
+        self._sock: socket.socket | None = None
+        self._conns: dict[_Conn, None] = {}  # accepted TCP connections not yet closed
+        self._ip_conns: dict[str, int] = {}  # address -> its accepted TCP connections
+        self._ip_calls: dict[str, int] = {}  # address -> its connections past the handshake
+        self._tasks: list[asyncio.Task[None]] = []
+        self._connecting: set[asyncio.Task[Any]] = set()
+        self._closing = False
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._sock is None:
             raise RuntimeError("the bridge is not started")
-        port: int = self._server.sockets[0].getsockname()[1]
+        port: int = self._sock.getsockname()[1]
         return port
 
     @property
@@ -657,35 +881,201 @@ class Bridge:
         return {c.stats.call_id: c.stats for c in self._calls}
 
     async def start(self) -> None:
+        """Load the caller keys (``caller_auth.start()``: a JWKS that cannot be loaded raises
+        ``AuthError`` here, before listening), design the filters, listen."""
         cfg = self.config
-        for rate in (16000, 24000):  # design the filters now, not during the first call
+        for name in ("audiocore.gateway.bridge", "audiocore.gateway"):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+                logger.addFilter(RedactingFilter())
+        if cfg.caller_auth is not None:
+            await cfg.caller_auth.start()
+        for rate in cfg.acs_rates:  # design the filters now, not during the first call
             Resampler(rate, cfg.realtime_rate, quality=cfg.quality)
             Resampler(cfg.realtime_rate, rate, quality=cfg.quality)
+        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+        sock = socket.create_server((cfg.host, cfg.port), family=family, backlog=511)
+        sock.setblocking(False)
+        self._sock = sock
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._accept_loop(sock)), loop.create_task(self._watch())]
+        log.info("bridge listening on %s -> %s (callers: %s)", self.url, redact_url(cfg.upstream_url),
+                 type(cfg.caller_auth).__name__ if cfg.caller_auth else "NOT AUTHENTICATED")
 
-        def accept(request: WSUpgradeRequest) -> _AcsEndpoint | None:
-            path = request.path.decode("latin-1").split("?", 1)[0]
-            if cfg.path is not None and path != cfg.path:
-                return None  # 404
-            return _AcsEndpoint(self, request)
+    # ------------------------------------------------------------ accepting
 
-        self._server = await ws_create_server(accept, cfg.host, cfg.port, ssl=cfg.ssl,
-                                              max_frame_size=acs.DEFAULT_MAX_MESSAGE_SIZE)
-        log.info("bridge listening on %s -> %s", self.url, cfg.upstream_url)
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        """Accept connections; out of file descriptors, stop accepting for ``accept_pause``
+        s (one log line per interval: picows' default accept path, aiofastnet's, spun and
+        logged a traceback per attempt) and go on once descriptors are free again."""
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        while True:
+            try:
+                conn, addr = await loop.sock_accept(sock)
+            except OSError as exc:
+                if exc.errno in _FD_ERRORS:
+                    self.refusals.refuse("out_of_fds", f"accept: {exc.strerror}; not accepting "
+                                         f"for {cfg.accept_pause:g} s", logging.ERROR)
+                    await asyncio.sleep(cfg.accept_pause)
+                    continue
+                if sock.fileno() < 0:
+                    return
+                self.refusals.refuse("accept_error", f"accept: {exc}", logging.ERROR)
+                await asyncio.sleep(0.05)
+                continue
+            self._serve(conn, addr)
+
+    def _serve(self, sock: socket.socket, addr: Any) -> None:
+        cfg = self.config
+        ip = str(addr[0]) if isinstance(addr, tuple) else str(addr)
+        n = self._ip_conns.get(ip, 0)
+        if n >= 2 * cfg.max_calls_per_ip + 16:
+            # connections from one address that have not finished their handshake (each
+            # bounded by handshake_timeout): beyond this, dropped at once
+            self.refusals.refuse("ip_connections", f"{ip}: {n} connections open")
+            sock.close()
+            return
+        if cfg.send_buffer_bytes:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, cfg.send_buffer_bytes)
+        conn = _Conn(self, ip)
+        self._ip_conns[ip] = n + 1
+        self._conns[conn] = None
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(loop.connect_accepted_socket(
+            lambda: self._protocol(conn), sock, ssl=cfg.ssl,
+            ssl_handshake_timeout=cfg.handshake_timeout if cfg.ssl else None))
+        self._connecting.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._connecting.discard(t)
+            if t.cancelled() or t.exception() is not None:
+                if conn.transport is None:  # no protocol ever ran: count the connection gone
+                    sock.close()
+                    conn.asked = True  # counted below, not as no_handshake
+                    self._conn_lost(conn)
+                if not t.cancelled():
+                    self.refusals.refuse("tls_handshake" if cfg.ssl else "connect",
+                                         f"{ip}: {t.exception()}", logging.INFO)
+
+        task.add_done_callback(done)
+
+    def _protocol(self, conn: _Conn) -> Any:
+        cfg = self.config
+        proto = _Protocol(
+            host_port=None, ws_path=None, is_client_side=False, ws_listener_factory=conn.accept,
+            logger=picows_logger("server"), disconnect_on_exception=True,
+            websocket_handshake_timeout=cfg.handshake_timeout, enable_auto_ping=False,
+            auto_ping_idle_timeout=20, auto_ping_reply_timeout=20,
+            auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE, enable_auto_pong=False,
+            max_frame_size=cfg.max_message_bytes, extra_headers=None,
+            read_buffer_init_size=16 * 1024)
+        proto.conn = conn
+        return proto
+
+    def _conn_lost(self, conn: _Conn) -> None:
+        if conn.gone:
+            return
+        conn.gone = True
+        self._conns.pop(conn, None)
+        if not conn.asked and not self._closing:
+            # closed by the client, or by picows at handshake_timeout, before an upgrade request
+            self.refusals.refuse("no_handshake", f"{conn.ip}: no WebSocket upgrade request", logging.INFO)
+        for counts, counted in ((self._ip_conns, True), (self._ip_calls, conn.admitted)):
+            if counted:
+                n = counts.get(conn.ip, 0) - 1
+                if n > 0:
+                    counts[conn.ip] = n
+                else:
+                    counts.pop(conn.ip, None)
+
+    def _accept(self, request: WSUpgradeRequest, conn: _Conn) -> _AcsEndpoint | WSUpgradeResponseWithListener:
+        """picows' handshake callback (synchronous): path, calls per address, caller
+        authentication, calls at once; only then a call exists (and later its upstream)."""
+        cfg = self.config
+        path = request.path.decode("latin-1").split("?", 1)[0]
+        if cfg.path is not None and path != cfg.path:
+            return self._refuse("path", HTTPStatus.NOT_FOUND, f"{conn.ip}: path {clip(path)}")
+        if self._ip_calls.get(conn.ip, 0) >= cfg.max_calls_per_ip:
+            return self._refuse("calls_per_ip", HTTPStatus.TOO_MANY_REQUESTS,
+                                f"{conn.ip}: {cfg.max_calls_per_ip} calls from this address")
+        auth = cfg.caller_auth
+        if auth is not None:
+            try:
+                auth.check(request.headers.get("authorization"))
+            except AuthError as exc:
+                return self._refuse("auth", HTTPStatus.UNAUTHORIZED, f"{conn.ip}: {exc.reason}",
+                                    {"WWW-Authenticate": exc.challenge})
+        if len(self._calls) >= cfg.max_calls:
+            return self._refuse("max_calls", HTTPStatus.SERVICE_UNAVAILABLE,
+                                f"{conn.ip}: {cfg.max_calls} calls in progress", {"Retry-After": "5"})
+        conn.admitted = True
+        self._ip_calls[conn.ip] = self._ip_calls.get(conn.ip, 0) + 1
+        return _AcsEndpoint(self, request, conn.ip)
+
+    def _refuse(self, reason: str, status: HTTPStatus, detail: str,
+                headers: dict[str, str] | None = None) -> WSUpgradeResponseWithListener:
+        self.refusals.refuse(reason, detail)
+        response = WSUpgradeResponse.create_error_response(
+            status, f"{status.value} {status.phrase}\n".encode(), headers)
+        return WSUpgradeResponseWithListener(response, None)
+
+    async def _watch(self) -> None:
+        """Every fraction of the shorter timeout: calls without AudioMetadata past
+        metadata_timeout, and callers silent past idle_timeout, are closed with 1008."""
+        cfg = self.config
+        period = min(max(min(cfg.metadata_timeout, cfg.idle_timeout) / 4, 0.02), 1.0)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for call in list(self._calls):
+                if call.meta is not None:
+                    if now - call.stats.started > cfg.metadata_timeout:
+                        call.refuse("metadata_timeout", f"no AudioMetadata within "
+                                    f"{cfg.metadata_timeout:g} s", WSCloseCode.POLICY_VIOLATION)
+                elif now - call.last_rx > cfg.idle_timeout:
+                    call.refuse("idle", f"nothing from the caller for {cfg.idle_timeout:g} s",
+                                WSCloseCode.POLICY_VIOLATION)
+
+    # ------------------------------------------------------------ the end
 
     def _finish(self, call: _Call) -> None:
         self._calls.pop(call, None)
         self.finished.append(call.stats)
 
     async def close(self, timeout: float = 2.0) -> None:
-        """Stop listening, end every call (ACS sees 1001 going away), close upstreams."""
-        if self._server is not None:
-            self._server.close()
+        """Stop listening, end every call (ACS sees 1001 going away), close upstreams, drop
+        connections still in their handshake; wait (at most ``timeout`` s) for them all to
+        close, then drop the rest."""
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+        if self._sock is not None:
+            self._sock.close()
         for call in list(self._calls):
             call.end("bridge shutting down", WSCloseCode.GOING_AWAY)
         self._ticker.close()
-        if self._server is not None:
-            await wait_closed(self._server, timeout)
-            self._server = None
+        for task in list(self._connecting):
+            task.cancel()
+        for conn in list(self._conns):
+            if not conn.admitted and conn.transport is not None:
+                conn.transport.close()
+        end = time.monotonic() + timeout
+        while self._conns and time.monotonic() < end:
+            await asyncio.sleep(0.01)
+        for conn in list(self._conns):
+            if conn.transport is not None:
+                conn.transport.abort()  # type: ignore[attr-defined]
+        if self._sock is not None:
+            self._sock = None
+            if self.config.caller_auth is not None:
+                await self.config.caller_auth.aclose()
 
     async def __aenter__(self) -> Bridge:
         await self.start()
@@ -704,11 +1094,51 @@ def _parser() -> argparse.ArgumentParser:
         description="ACS media streaming <-> Voice Live / OpenAI Realtime bridge. ACS connects "
         "here (configure its transport URL to this server); each call gets its own upstream.",
         epilog=f"Environment: {ENV_URL} (upstream URL), {ENV_API_KEY} (its key), "
-        f"{ENV_AUTH} (bearer | api-key | none). Flags win over the environment.",
+        f"{ENV_AUTH} (bearer | api-key | none), {ENV_AUTH_TOKEN} (the callers' token). "
+        "Flags win over the environment. Callers must authenticate: --acs-jwks and "
+        "--acs-audience (ACS's JWT), or --auth-token; --insecure-no-auth turns that off.",
     )
+    c = BridgeConfig
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="listen port (0: any free one)")
-    p.add_argument("--path", help="accept ACS only on this path")
+    p.add_argument("--path", default=c.path, help="accept ACS only on this path (default "
+                   f"{c.path}; other paths get 404); '' for any path")
+    p.add_argument("--acs-jwks", metavar="URL_OR_FILE", help="verify ACS's JWT against these "
+                   "keys: a JWKS URL, an OpenID configuration URL or a JWKS file")
+    p.add_argument("--acs-audience", metavar="AUD", help="the JWT audience to require (with "
+                   "--acs-jwks)")
+    p.add_argument("--acs-issuer", metavar="ISS", help="the JWT issuer to require (default: "
+                   "ACS's)")
+    p.add_argument("--auth-token", metavar="TOKEN", help="callers must send 'Authorization: "
+                   f"Bearer TOKEN' (prefer {ENV_AUTH_TOKEN}: flags show in ps)")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="accept callers without authentication (tests, demos)")
+    p.add_argument("--max-calls", type=int, help=f"calls at once (default {c.max_calls}; "
+                   "then HTTP 503)")
+    p.add_argument("--max-calls-per-ip", type=int, help="calls at once from one address "
+                   f"(default {c.max_calls_per_ip}; then HTTP 429)")
+    p.add_argument("--handshake-timeout", type=float, help=f"s (default {c.handshake_timeout})")
+    p.add_argument("--metadata-timeout", type=float, help="s from the handshake to "
+                   f"AudioMetadata (default {c.metadata_timeout}; then close 1008)")
+    p.add_argument("--idle-timeout", type=float, help="s a caller may send nothing (default "
+                   f"{c.idle_timeout}; then close 1008)")
+    p.add_argument("--burst-ms", type=int, help="how far caller audio may run ahead of real "
+                   f"time (default {c.burst_ms}; frames beyond are dropped)")
+    p.add_argument("--max-excess-ms", type=int, help="audio dropped by pacing before the call "
+                   f"is closed with 1008 (default {c.max_excess_ms})")
+    p.add_argument("--max-message-bytes", type=int, help="largest ACS message (default "
+                   f"{c.max_message_bytes}; then close 1009)")
+    p.add_argument("--max-pings-per-s", type=int, help=f"default {c.max_pings_per_s}")
+    p.add_argument("--max-write-buffer", type=int, help="bytes unsent to a peer before it "
+                   f"counts as gone (default {c.max_write_buffer})")
+    p.add_argument("--acs-rates", metavar="HZ,HZ", help="AudioMetadata rates accepted "
+                   f"(default {','.join(map(str, c.acs_rates))}; 8000 and 48000 may be added)")
+    p.add_argument("--accept-pause", type=float, help="s without accepting when out of file "
+                   f"descriptors (default {c.accept_pause})")
+    p.add_argument("--send-buffer-bytes", type=int, help="SO_SNDBUF of each ACS connection "
+                   f"(default {c.send_buffer_bytes}; 0: the system's)")
+    p.add_argument("--close-timeout", type=float, help="s a closed call's connections may take "
+                   f"to flush before they are dropped (default {c.close_timeout})")
     p.add_argument("--certfile", help="TLS certificate (PEM) for wss://; with --keyfile")
     p.add_argument("--keyfile")
     p.add_argument("--upstream-url", help=f"wss://... of the service (or {ENV_URL})")
@@ -718,7 +1148,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dialect", choices=["openai", "openai-ga", "voicelive"],
                    help="session.update shape (default: voicelive for Azure hosts, else openai)")
     # Flags left out keep BridgeConfig's and default_turn_detection()'s values (shown here).
-    c, vad = BridgeConfig, default_turn_detection()
+    vad = default_turn_detection()
     p.add_argument("--realtime-rate", type=int, help="service input/output rate: "
                    f"{c.realtime_rate}, or 16000/8000 with Voice Live")
     p.add_argument("--quality", choices=["hq", "fast"], help=f"resampler quality (default {c.quality})")
@@ -758,17 +1188,41 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
     session = json.loads(args.session) if args.session else {}
     if not isinstance(session, dict):
         raise ValueError("--session must be a JSON object")
+    environ = dict(os.environ if env is None else env)
+    token = args.auth_token or environ.get(ENV_AUTH_TOKEN)
+    caller_auth: Authenticator | None = None
+    if args.acs_jwks:
+        if token:
+            raise ValueError(f"give --acs-jwks or --auth-token/{ENV_AUTH_TOKEN}, not both")
+        if not args.acs_audience:
+            raise ValueError("--acs-jwks needs --acs-audience")
+        issuer = {} if args.acs_issuer is None else {"issuer": args.acs_issuer}
+        caller_auth = AcsJwt(args.acs_jwks, args.acs_audience, **issuer)
+    elif args.acs_audience or args.acs_issuer:
+        raise ValueError("--acs-audience and --acs-issuer go with --acs-jwks")
+    elif token:
+        caller_auth = StaticToken(token)
+    rates = tuple(int(r) for r in args.acs_rates.split(",")) if args.acs_rates else None
     config = BridgeConfig.from_env(
-        env, upstream_url=args.upstream_url, api_key=args.api_key, auth=args.auth,
-        dialect=args.dialect, host=args.host, port=args.port, path=args.path, ssl=tls,
+        environ, upstream_url=args.upstream_url, api_key=args.api_key, auth=args.auth,
+        dialect=args.dialect, host=args.host, port=args.port, ssl=tls,
         realtime_rate=args.realtime_rate, quality=args.quality,
         interrupt_response=args.interrupt_response, auto_truncate=args.auto_truncate,
         session=session, playout_target_ms=args.playout_target_ms,
         max_playout_ms=args.max_playout_ms, gap_buffer_ms=args.gap_buffer_ms,
         reconnect_timeout=args.reconnect_timeout, ticker=args.ticker,
+        caller_auth=caller_auth, insecure_no_auth=args.insecure_no_auth or None,
+        max_calls=args.max_calls, max_calls_per_ip=args.max_calls_per_ip,
+        handshake_timeout=args.handshake_timeout, metadata_timeout=args.metadata_timeout,
+        idle_timeout=args.idle_timeout, burst_ms=args.burst_ms, max_excess_ms=args.max_excess_ms,
+        max_message_bytes=args.max_message_bytes, max_pings_per_s=args.max_pings_per_s,
+        max_write_buffer=args.max_write_buffer, acs_rates=rates, accept_pause=args.accept_pause,
+        send_buffer_bytes=args.send_buffer_bytes, close_timeout=args.close_timeout,
     )
-    # set here: from_env takes None for "not given", and None is what --no-turn-detection means
+    # set here: from_env takes None for "not given", and None is what --no-turn-detection
+    # and --path '' mean
     config.turn_detection = td
+    config.path = args.path or None
     return config
 
 
@@ -792,10 +1246,20 @@ def serve_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+    # picows logs two lines per connection at INFO: its warnings only, unless debugging
+    debug = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    logging.getLogger("picows").setLevel(logging.DEBUG if debug else logging.WARNING)
     try:
         config = config_from_args(args)
     except (ValueError, OSError) as exc:
         print(f"audiocore serve bridge: {exc}", file=sys.stderr)
+        return 2
+    if config.caller_auth is None and not config.insecure_no_auth:
+        print("audiocore serve bridge: callers must authenticate: pass --acs-jwks URL_OR_FILE "
+              f"--acs-audience AUD (ACS's JWT), or --auth-token TOKEN (or {ENV_AUTH_TOKEN}), "
+              "or --insecure-no-auth", file=sys.stderr)
         return 2
 
     async def run() -> None:
@@ -807,6 +1271,9 @@ def serve_main(argv: list[str]) -> int:
     loop = new_event_loop(args.loop)
     try:
         loop.run_until_complete(run())
+    except AuthError as exc:
+        print(f"audiocore serve bridge: caller authentication: {exc.reason}", file=sys.stderr)
+        return 1
     finally:
         loop.close()
     return 0

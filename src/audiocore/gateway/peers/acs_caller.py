@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import time
 import uuid
 import wave
@@ -260,7 +261,9 @@ async def call(url: str, audio: str | Path | bytes, *, rate: int | None = None,
                timeline: Timeline | None = None, group_delay_ms: tuple[float, float] = (0.0, 0.0),
                tail_s: float = 3.0, silent_mode: Literal["none", "keep", "zeros", "empty"] = "zeros", threshold: float = 300.0,
                call_id: str | None = None, correlation_id: str | None = None,
-               connect_timeout: float = 10.0) -> CallResult:
+               connect_timeout: float = 10.0, authorization: str | None = None,
+               headers: dict[str, str] | None = None,
+               ssl_context: ssl.SSLContext | None = None) -> CallResult:
     """Make one ACS call to ``url`` and return what happened.
 
     ``audio``: a WAV path (16-bit mono; rates other than 16 and 24 kHz are resampled to
@@ -269,8 +272,11 @@ async def call(url: str, audio: str | Path | bytes, *, rate: int | None = None,
     local :class:`~audiocore.gateway.peers.realtime_server.RealtimeServer` reached through the
     bridge: a :class:`Timeline` is attached to its next connection and the result carries
     the figures (``group_delay_ms``: the bridge's resampler delays in and out, added to the
-    latencies; see the timeline module). Raises ``OSError``/picows errors if the connection
-    fails.
+    latencies; see the timeline module). ``authorization``: the ``Authorization`` header's
+    value, as ACS sends it (``Bearer <JWT>``); ``headers``: more handshake headers;
+    ``ssl_context``: for a ``wss://`` URL (None: the default context). Raises
+    ``OSError``/picows errors if the connection fails (``WSInvalidStatusError`` when the
+    server refuses the handshake, e.g. 401).
     """
     if isinstance(audio, (str, Path)):
         pcm, wav_rate = read_wav(audio)
@@ -292,9 +298,12 @@ async def call(url: str, audio: str | Path | bytes, *, rate: int | None = None,
         realtime.expect(timeline)
     caller = AcsCaller(frames, voiced, rate, timeline=timeline, record=True)
     cid = call_id or str(uuid.uuid4())
-    headers = {"x-ms-call-correlation-id": correlation_id or str(uuid.uuid4()),
-               "x-ms-call-connection-id": cid}
-    await connect(caller, url, connect_timeout, extra_headers=headers)
+    sent = {"x-ms-call-correlation-id": correlation_id or str(uuid.uuid4()),
+            "x-ms-call-connection-id": cid}
+    if authorization is not None:
+        sent["Authorization"] = authorization
+    sent.update(headers or {})
+    await connect(caller, url, connect_timeout, extra_headers=sent, ssl_context=ssl_context)
     await caller.done
     duration = time.monotonic() - caller.t0
     heard = bytes(caller.heard)
