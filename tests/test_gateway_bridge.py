@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -445,6 +446,64 @@ def test_too_many_malformed_messages_end_the_call_with_1008() -> None:
     assert code == 1008 and stats.end_reason == "too many malformed ACS messages"
 
 
+def test_max_errors_counts_within_error_window_on_the_acs_side() -> None:
+    """Malformed ACS messages spread out over a long call are dropped, however many there
+    are; more than ``max_errors`` within ``error_window`` still end the call with 1008."""
+    good, _ = acs_frames(SPEECH, RATE)
+    T_ = WSMsgType.TEXT
+    bad = (T_, b"{not json")
+    # 3 lone errors 1.5 s apart (window 0.5 s, max_errors 1), then 2 back to back
+    frames = iter((T_, g) for g in good * 2)
+    messages = [(T_, metadata_message(RATE).encode())]
+    for run_of_good, errors in ((25, 1), (75, 1), (75, 1), (75, 2), (25, 0)):
+        messages += [next(frames) for _ in range(run_of_good)] + [bad] * errors
+
+    async def main() -> Any:
+        async with RealtimeServer() as rt, \
+                Bridge(config(rt.url, turn_detection=None, max_errors=1, error_window=0.5)) as bridge:
+            caller = _RawCaller(messages)
+            await ws_connect(lambda: caller, bridge.url)
+            await caller.done
+            await settle(lambda: not bridge.calls)
+            return caller.close_code, bridge.finished[-1]
+
+    code, stats = run(main())
+    assert stats.acs_errors == 5  # the lone ones did not end the call; the pair did
+    assert code == 1008 and stats.end_reason == "too many malformed ACS messages"
+
+
+def test_max_errors_counts_within_error_window_on_the_service_side() -> None:
+    """Malformed service messages spread out over a call are dropped without reconnecting
+    (the conversation is kept); more than ``max_errors`` within ``error_window`` reconnect."""
+    second = 24000  # input samples the service receives per second of the call
+
+    async def main() -> Any:
+        async with RealtimeServer() as rt, \
+                Bridge(config(rt.url, turn_detection=None, max_errors=1, error_window=0.5)) as bridge:
+            task = asyncio.create_task(call(bridge.url, SPEECH, rate=RATE, tail_s=3))
+            await settle(lambda: rt.sessions, 10)
+            session = rt.sessions[0]
+            for _ in range(3):  # one every 1.5 s of the call's audio
+                mark = session.samples
+                await settle(lambda: session.samples >= mark + 3 * second // 2, 10)
+                rt.broadcast("{not json")
+            await settle(lambda: bridge.calls and next(iter(bridge.calls.values())).upstream_errors == 3)
+            lone = next(iter(bridge.calls.values())).reconnects
+            rt.broadcast("{not json")
+            rt.broadcast("{not json")
+            await settle(lambda: bridge.calls and next(iter(bridge.calls.values())).reconnects == 1, 10)
+            await task
+            await settle(lambda: not bridge.calls)
+            return lone, bridge.finished[-1]
+
+    lone, stats = run(main())
+    assert lone == 0  # three errors 1.5 s apart: no reconnect
+    # the pair's first follows the third lone one closely: either may be the one too many
+    # (what the old connection sends after it is ignored)
+    assert stats.upstream_errors in (4, 5) and stats.reconnects == 1
+    assert stats.end_reason == "ACS closed"
+
+
 def test_bridge_rejects_other_paths_and_shuts_down_calls_with_1001() -> None:
     async def main() -> Any:
         async with RealtimeServer() as rt:
@@ -610,6 +669,112 @@ def test_serve_main_runs_until_sigterm_and_reads_the_environment() -> None:
     [line] = bare.stderr.splitlines()
     for flag in ("--acs-jwks", "--acs-audience", "--auth-token", "--insecure-no-auth"):
         assert flag in line
+
+
+def test_every_bad_serve_flag_value_is_one_line_naming_the_flag(tmp_path: Any) -> None:
+    """``audiocore serve bridge`` given a wrong value for each flag of its --help: exit 2 and
+    one line on stderr naming the flag (and the file, for files); no traceback. A listening
+    address that cannot be used: exit 1, one line."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pki = make_pki(tmp_path)
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase")))
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("not a certificate\n")
+    missing = str(tmp_path / "missing.pem")
+    busy = socket.create_server(("127.0.0.1", 0))
+    busy_port = str(busy.getsockname()[1])
+    # (arguments, exit status, what the line must name)
+    cases: list[tuple[list[str], int, list[str]]] = [
+        (["--log-level", "verbose"], 2, ["--log-level", "verbose", "debug"]),
+        (["--port", "80000"], 2, ["--port", "80000", "65535"]),
+        (["--port", "-1"], 2, ["--port"]),
+        (["--port", "http"], 2, ["--port", "http"]),
+        (["--certfile", missing, "--keyfile", str(pki["server_key"])], 2, ["--certfile", missing]),
+        (["--certfile", str(pki["server"]), "--keyfile", missing], 2, ["--keyfile", missing]),
+        (["--keyfile", str(pki["server_key"])], 2, ["--keyfile", "--certfile"]),
+        (["--certfile", str(not_pem)], 2, ["--certfile", str(not_pem), "PEM"]),
+        (["--certfile", str(pki["server"]), "--keyfile", str(locked)], 2, ["--keyfile", str(locked), "encrypted"]),
+        (["--session", "{voice: alloy}"], 2, ["--session", "not valid JSON"]),
+        (["--session", '["alloy"]'], 2, ["--session", "JSON object", "array"]),
+        (["--acs-rates", "16000,x"], 2, ["--acs-rates", "16000,x"]),
+        (["--acs-rates", "44100"], 2, ["--acs-rates", "44100"]),
+        (["--path", "acs"], 2, ["--path", "'/'"]),
+        (["--max-calls", "0"], 2, ["--max-calls"]),
+        (["--max-calls-per-ip", "-3"], 2, ["--max-calls-per-ip"]),
+        (["--handshake-timeout", "inf"], 2, ["--handshake-timeout", "finite"]),
+        (["--metadata-timeout", "0"], 2, ["--metadata-timeout"]),
+        (["--idle-timeout", "nan"], 2, ["--idle-timeout"]),
+        (["--burst-ms", "10"], 2, ["--burst-ms", "20"]),
+        (["--max-excess-ms", "-1"], 2, ["--max-excess-ms"]),
+        (["--max-message-bytes", "0"], 2, ["--max-message-bytes"]),
+        (["--max-pings-per-s", "many"], 2, ["--max-pings-per-s", "many"]),
+        (["--max-write-buffer", "0"], 2, ["--max-write-buffer"]),
+        (["--accept-pause", "-1"], 2, ["--accept-pause"]),
+        (["--send-buffer-bytes", "99999999999"], 2, ["--send-buffer-bytes"]),
+        (["--close-timeout", "0"], 2, ["--close-timeout"]),
+        (["--realtime-rate", "16k"], 2, ["--realtime-rate"]),
+        (["--realtime-rate", "16000"], 2, ["24000"]),
+        (["--vad-threshold", "5"], 2, ["--vad-threshold", "1"]),
+        (["--prefix-padding-ms", "-300"], 2, ["--prefix-padding-ms"]),
+        (["--silence-duration-ms", "half"], 2, ["--silence-duration-ms"]),
+        (["--playout-target-ms", "10"], 2, ["--playout-target-ms"]),
+        (["--max-playout-ms", "50"], 2, ["--max-playout-ms"]),
+        (["--gap-buffer-ms", "-20"], 2, ["--gap-buffer-ms"]),
+        (["--reconnect-timeout", "0"], 2, ["--reconnect-timeout"]),
+        (["--max-errors", "-1"], 2, ["--max-errors"]),
+        (["--error-window", "0"], 2, ["--error-window"]),
+        (["--auth", "basic"], 2, ["--auth", "basic"]),
+        (["--dialect", "gemini"], 2, ["--dialect", "gemini"]),
+        (["--quality", "best"], 2, ["--quality", "best"]),
+        (["--ticker", "atomic"], 2, ["--ticker"]),
+        (["--loop", "trio"], 2, ["--loop"]),
+        (["--upstream-url", "https://api.openai.com/v1/realtime"], 2, ["ws://"]),
+        (["--auth-token", "short"], 2, ["16"]),
+        (["--acs-audience", "aud"], 2, ["--acs-audience", "--acs-jwks"]),
+        (["--no-such-flag"], 2, ["--no-such-flag"]),
+        (["--host", "256.0.0.1"], 1, ["256.0.0.1"]),
+        (["--port", busy_port], 1, [busy_port]),
+    ]
+    env = dict(os.environ, **{ENV_URL: "ws://127.0.0.1:9/realtime", ENV_AUTH_TOKEN: "t" * 20})
+    # --loop uvloop where uvloop is not installed (its import blocked)
+    no_uvloop = ("import sys; sys.modules['uvloop'] = None; from audiocore.gateway.bridge import "
+                 "serve_main; sys.exit(serve_main(sys.argv[1:]))")
+    runs = [([sys.executable, "-m", "audiocore", "serve", "bridge", "--port", "0", *args], status, named)
+            for args, status, named in cases]
+    runs.append(([sys.executable, "-c", no_uvloop, "--port", "0", "--loop", "uvloop"], 2,
+                 ["--loop uvloop", "not installed"]))
+    def start(argv: list[str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env, stdin=subprocess.DEVNULL)
+
+    procs: list[tuple[subprocess.Popen[str], list[str], int, list[str]]] = []
+    try:
+        for n in range(0, len(runs), 6):  # 6 at a time: the machine is shared
+            batch = [(start(argv), argv, status, named) for argv, status, named in runs[n:n + 6]]
+            procs += batch
+            for proc, argv, *_ in batch:  # a bad value accepted: it would serve until killed
+                try:
+                    proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"{argv[-2:]} accepted: the bridge started") from None
+        for proc, argv, status, named in procs:
+            out, err = proc.communicate()
+            lines = err.strip().splitlines()
+            assert proc.returncode == status and len(lines) == 1 and not out, (argv[-2:], proc.returncode, err)
+            assert lines[0].startswith("audiocore serve bridge: "), lines
+            for word in named:
+                assert word in lines[0], (argv[-2:], lines[0])
+    finally:
+        busy.close()
+        for proc, *_ in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
 
 def test_protocol_error_type_is_the_packages() -> None:

@@ -32,6 +32,7 @@ import errno
 import importlib
 import json
 import logging
+import math
 import os
 import random
 import socket
@@ -42,7 +43,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, fields
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Any, Callable, Literal, NoReturn
 from urllib.parse import urlsplit
 
 from picows import (
@@ -146,7 +147,10 @@ class BridgeConfig:
     reconnect_max: float = 5.0
     reconnect_timeout: float = 30.0  #: the call ends after this long without a lasting upstream
     connect_timeout: float = 10.0
-    max_errors: int = 100  #: malformed messages tolerated per call and side
+    max_errors: int = 100  #: malformed messages tolerated per call and side within error_window
+    #: s: more than max_errors malformed messages from one side within this long end the call
+    #: (ACS) or reconnect (upstream); sparser ones are dropped, however many a long call gets
+    error_window: float = 60.0
     ticker: Literal["shared", "per-call"] = "shared"
     max_write_buffer: int = 1 << 20  #: bytes unsent to a peer before it counts as gone
     # callers and limits (docs/gateway-bridge.md, "Security")
@@ -195,12 +199,22 @@ class BridgeConfig:
                      "max_write_buffer"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        for name in ("max_errors", "gap_buffer_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
         for name in ("handshake_timeout", "metadata_timeout", "idle_timeout", "accept_pause",
-                     "close_timeout"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive (seconds)")
-        if self.send_buffer_bytes < 0:
-            raise ValueError("send_buffer_bytes must be >= 0")
+                     "close_timeout", "error_window", "reconnect_initial", "reconnect_max",
+                     "reconnect_timeout", "connect_timeout"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if self.reconnect_max < self.reconnect_initial:
+            raise ValueError("reconnect_max must be >= reconnect_initial")
+        if not 0 <= self.send_buffer_bytes < 1 << 31:
+            raise ValueError("send_buffer_bytes must be 0 (the system's) .. 2147483647")
+        if self.path is not None and not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/', not {self.path!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, not {self.port}")
         if self.burst_ms < 20 or self.max_excess_ms < 0:
             raise ValueError("burst_ms >= 20 and max_excess_ms >= 0")
 
@@ -290,7 +304,7 @@ class CallStats:
     gap_replayed: int = 0  #: caller frames sent late after an upstream gap
     gap_dropped: int = 0  #: caller frames dropped in an upstream gap (older than gap_buffer_ms)
     acs_errors: int = 0  #: malformed ACS messages (dropped)
-    upstream_errors: int = 0  #: malformed realtime messages (dropped)
+    upstream_errors: int = 0  #: malformed realtime messages (dropped), all connections
     service_errors: int = 0  #: realtime ``error`` events received
     playout_dropped_ms: int = 0  #: response audio dropped over max_playout_ms
     underruns: int = 0  #: frames concealed because a response's audio came late
@@ -299,6 +313,24 @@ class CallStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class _ErrorWindow:
+    """When one side's last ``limit + 1`` malformed messages arrived (``time.monotonic``):
+    more than ``limit`` within ``window`` s is too many. O(1) per message, ``limit + 1``
+    floats per side."""
+
+    __slots__ = ("times", "window")
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.times: collections.deque[float] = collections.deque(maxlen=limit + 1)
+        self.window = window
+
+    def too_many(self, now: float) -> bool:
+        """Count a malformed message arrived at ``now``; True when it is one too many."""
+        times = self.times
+        times.append(now)
+        return len(times) == times.maxlen and now - times[0] <= self.window
 
 
 # ---------------------------------------------------------------- connections
@@ -450,6 +482,8 @@ class _Call:
         self.connected_at = 0.0
         self.backoff = config.reconnect_initial
         self.down_since: float | None = None  # first upstream loss since a lasting connection
+        self.acs_bad = _ErrorWindow(config.max_errors, config.error_window)
+        self.upstream_bad = _ErrorWindow(config.max_errors, config.error_window)
 
     # ------------------------------------------------------------ ACS side
 
@@ -554,7 +588,7 @@ class _Call:
         s = self.stats
         s.acs_errors += 1
         log.warning("call %s: malformed ACS message dropped (%s)", s.call_id, exc)
-        if s.acs_errors > self.config.max_errors:
+        if self.acs_bad.too_many(time.monotonic()):
             self.end("too many malformed ACS messages", WSCloseCode.POLICY_VIOLATION)
 
     # ------------------------------------------------------------ upstream side
@@ -651,8 +685,8 @@ class _Call:
         s = self.stats
         s.upstream_errors += 1
         log.warning("call %s: malformed message from the service dropped (%s)", s.call_id, exc)
-        if s.upstream_errors > self.config.max_errors:
-            s.upstream_errors = 0
+        if self.upstream_bad.too_many(time.monotonic()):
+            self.upstream_bad.times.clear()  # the next connection starts afresh
             self.upstream_lost("too many malformed messages")
 
     def on_upstream(self, data: bytes) -> None:
@@ -1088,8 +1122,73 @@ class Bridge:
 # ---------------------------------------------------------------- command line
 
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line and exit status 2 (the usage of 60 flags would bury it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in low..high."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or high is not None and value > high:
+            span = f"{low}..{high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({span})")
+        return value
+    return parse
+
+
+def _number(low: float, high: float = math.inf, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number from ``low`` (excluded when ``above``) to ``high``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if not (low < value if above else low <= value) or not value <= high:
+            span = (f"more than {low}" if above else f"at least {low}") + (
+                f" and at most {high}" if high < math.inf else "")
+            raise argparse.ArgumentTypeError(f"{text} is out of range ({span})")
+        return value
+    return parse
+
+
+def _log_level(text: str) -> str:
+    if text.upper() not in _LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(_LOG_LEVELS).lower()}")
+    return text.upper()
+
+
+def _rates(text: str) -> tuple[int, ...]:
+    try:
+        rates = tuple(int(r) for r in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not rates in Hz separated by commas "
+                                         "(e.g. 16000,24000)") from None
+    if not set(rates) <= set(_ALLOWED_RATES):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: each rate must be one of {', '.join(map(str, _ALLOWED_RATES))}")
+    return rates
+
+
+def _url_path(text: str) -> str:
+    if text and not text.startswith("/"):
+        raise argparse.ArgumentTypeError(f"{text!r} must start with '/' (or be '' for any path)")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="audiocore serve bridge",
         description="ACS media streaming <-> Voice Live / OpenAI Realtime bridge. ACS connects "
         "here (configure its transport URL to this server); each call gets its own upstream.",
@@ -1100,8 +1199,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     c = BridgeConfig
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="listen port (0: any free one)")
-    p.add_argument("--path", default=c.path, help="accept ACS only on this path (default "
+    p.add_argument("--port", type=_whole(0, 65535), default=8765, help="listen port (0: any free one)")
+    p.add_argument("--path", type=_url_path, default=c.path, help="accept ACS only on this path (default "
                    f"{c.path}; other paths get 404); '' for any path")
     p.add_argument("--acs-jwks", metavar="URL_OR_FILE", help="verify ACS's JWT against these "
                    "keys: a JWKS URL, an OpenID configuration URL or a JWKS file")
@@ -1113,31 +1212,31 @@ def _parser() -> argparse.ArgumentParser:
                    f"Bearer TOKEN' (prefer {ENV_AUTH_TOKEN}: flags show in ps)")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="accept callers without authentication (tests, demos)")
-    p.add_argument("--max-calls", type=int, help=f"calls at once (default {c.max_calls}; "
+    p.add_argument("--max-calls", type=_whole(1), help=f"calls at once (default {c.max_calls}; "
                    "then HTTP 503)")
-    p.add_argument("--max-calls-per-ip", type=int, help="calls at once from one address "
+    p.add_argument("--max-calls-per-ip", type=_whole(1), help="calls at once from one address "
                    f"(default {c.max_calls_per_ip}; then HTTP 429)")
-    p.add_argument("--handshake-timeout", type=float, help=f"s (default {c.handshake_timeout})")
-    p.add_argument("--metadata-timeout", type=float, help="s from the handshake to "
+    p.add_argument("--handshake-timeout", type=_number(0, above=True), help=f"s (default {c.handshake_timeout})")
+    p.add_argument("--metadata-timeout", type=_number(0, above=True), help="s from the handshake to "
                    f"AudioMetadata (default {c.metadata_timeout}; then close 1008)")
-    p.add_argument("--idle-timeout", type=float, help="s a caller may send nothing (default "
+    p.add_argument("--idle-timeout", type=_number(0, above=True), help="s a caller may send nothing (default "
                    f"{c.idle_timeout}; then close 1008)")
-    p.add_argument("--burst-ms", type=int, help="how far caller audio may run ahead of real "
+    p.add_argument("--burst-ms", type=_whole(20), help="how far caller audio may run ahead of real "
                    f"time (default {c.burst_ms}; frames beyond are dropped)")
-    p.add_argument("--max-excess-ms", type=int, help="audio dropped by pacing before the call "
+    p.add_argument("--max-excess-ms", type=_whole(0), help="audio dropped by pacing before the call "
                    f"is closed with 1008 (default {c.max_excess_ms})")
-    p.add_argument("--max-message-bytes", type=int, help="largest ACS message (default "
+    p.add_argument("--max-message-bytes", type=_whole(1), help="largest ACS message (default "
                    f"{c.max_message_bytes}; then close 1009)")
-    p.add_argument("--max-pings-per-s", type=int, help=f"default {c.max_pings_per_s}")
-    p.add_argument("--max-write-buffer", type=int, help="bytes unsent to a peer before it "
+    p.add_argument("--max-pings-per-s", type=_whole(1), help=f"default {c.max_pings_per_s}")
+    p.add_argument("--max-write-buffer", type=_whole(1), help="bytes unsent to a peer before it "
                    f"counts as gone (default {c.max_write_buffer})")
-    p.add_argument("--acs-rates", metavar="HZ,HZ", help="AudioMetadata rates accepted "
+    p.add_argument("--acs-rates", type=_rates, metavar="HZ,HZ", help="AudioMetadata rates accepted "
                    f"(default {','.join(map(str, c.acs_rates))}; 8000 and 48000 may be added)")
-    p.add_argument("--accept-pause", type=float, help="s without accepting when out of file "
+    p.add_argument("--accept-pause", type=_number(0, above=True), help="s without accepting when out of file "
                    f"descriptors (default {c.accept_pause})")
-    p.add_argument("--send-buffer-bytes", type=int, help="SO_SNDBUF of each ACS connection "
+    p.add_argument("--send-buffer-bytes", type=_whole(0, (1 << 31) - 1), help="SO_SNDBUF of each ACS connection "
                    f"(default {c.send_buffer_bytes}; 0: the system's)")
-    p.add_argument("--close-timeout", type=float, help="s a closed call's connections may take "
+    p.add_argument("--close-timeout", type=_number(0, above=True), help="s a closed call's connections may take "
                    f"to flush before they are dropped (default {c.close_timeout})")
     p.add_argument("--certfile", help="TLS certificate (PEM) for wss://; with --keyfile")
     p.add_argument("--keyfile")
@@ -1149,28 +1248,77 @@ def _parser() -> argparse.ArgumentParser:
                    help="session.update shape (default: voicelive for Azure hosts, else openai)")
     # Flags left out keep BridgeConfig's and default_turn_detection()'s values (shown here).
     vad = default_turn_detection()
-    p.add_argument("--realtime-rate", type=int, help="service input/output rate: "
+    p.add_argument("--realtime-rate", type=_whole(1), help="service input/output rate: "
                    f"{c.realtime_rate}, or 16000/8000 with Voice Live")
     p.add_argument("--quality", choices=["hq", "fast"], help=f"resampler quality (default {c.quality})")
     p.add_argument("--no-turn-detection", action="store_true", help="send turn_detection: null")
-    p.add_argument("--vad-threshold", type=float, help=f"default {vad['threshold']}")
-    p.add_argument("--prefix-padding-ms", type=int, help=f"default {vad['prefix_padding_ms']}")
-    p.add_argument("--silence-duration-ms", type=int, help=f"default {vad['silence_duration_ms']}")
+    p.add_argument("--vad-threshold", type=_number(0, 1), help=f"default {vad['threshold']}")
+    p.add_argument("--prefix-padding-ms", type=_whole(0), help=f"default {vad['prefix_padding_ms']}")
+    p.add_argument("--silence-duration-ms", type=_whole(0), help=f"default {vad['silence_duration_ms']}")
     p.add_argument("--interrupt-response", action="store_true",
                    help="let the service cancel responses itself (default: the bridge does)")
     p.add_argument("--auto-truncate", action="store_true",
                    help="Voice Live: let the service truncate (default: the bridge does)")
     p.add_argument("--session", metavar="JSON", help="more session.update fields, e.g. "
                    "'{\"voice\": \"alloy\", \"instructions\": \"...\"}'")
-    p.add_argument("--playout-target-ms", type=int, help=f"default {c.playout_target_ms}")
-    p.add_argument("--max-playout-ms", type=int, help=f"default {c.max_playout_ms}")
-    p.add_argument("--gap-buffer-ms", type=int, help=f"default {c.gap_buffer_ms}")
-    p.add_argument("--reconnect-timeout", type=float, help=f"seconds (default {c.reconnect_timeout})")
+    p.add_argument("--playout-target-ms", type=_whole(20), help=f"default {c.playout_target_ms}")
+    p.add_argument("--max-playout-ms", type=_whole(100), help=f"default {c.max_playout_ms}")
+    p.add_argument("--gap-buffer-ms", type=_whole(0), help=f"default {c.gap_buffer_ms}")
+    p.add_argument("--reconnect-timeout", type=_number(0, above=True), help=f"seconds (default {c.reconnect_timeout})")
     p.add_argument("--ticker", choices=["shared", "per-call"], help=f"default {c.ticker}")
     p.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                    help="event loop (auto: uvloop when installed)")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--max-errors", type=_whole(0), help="malformed messages from one side "
+                   f"tolerated within --error-window (default {c.max_errors}; then ACS: close "
+                   "1008, the service: reconnect)")
+    p.add_argument("--error-window", type=_number(0, above=True), metavar="S",
+                   help=f"seconds over which --max-errors counts (default {c.error_window})")
+    p.add_argument("--log-level", type=_log_level, default="INFO", metavar="LEVEL",
+                   help=f"{', '.join(_LOG_LEVELS).lower()} (default info)")
     return p
+
+
+def _server_tls(certfile: str | None, keyfile: str | None) -> SSLContext | None:
+    """The ACS side's TLS context of ``--certfile``/``--keyfile``; ValueError naming the
+    flag and the file when one is missing, unreadable or not PEM (or the key is encrypted:
+    there is no one to type a passphrase)."""
+    if certfile is None:
+        if keyfile is not None:
+            raise ValueError("--keyfile needs --certfile")
+        return None
+    for flag, path in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"{flag} {path}: no such file")
+
+    def no_passphrase() -> str:
+        raise ValueError(f"--keyfile {keyfile or certfile}: the key is encrypted (give one "
+                         "without a passphrase)")
+
+    files = f"--certfile {certfile}" + (f" --keyfile {keyfile}" if keyfile else "")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        tls.load_cert_chain(certfile, keyfile, password=no_passphrase)
+    except ssl.SSLError as exc:
+        raise ValueError(f"{files}: not a PEM certificate and its private key "
+                         f"({exc.reason or exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{files}: {exc.strerror or exc}") from None
+    return tls
+
+
+def _session(text: str | None) -> dict[str, Any]:
+    """``--session``'s JSON object; ValueError saying what is wrong with it."""
+    if not text:
+        return {}
+    try:
+        session = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--session is not valid JSON: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(session, dict):
+        kind = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+        raise ValueError("--session must be a JSON object ({\"name\": value, ...}), not "
+                         + kind.get(type(session), "a number"))
+    return session
 
 
 def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None) -> BridgeConfig:
@@ -1181,13 +1329,8 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
         given = {"threshold": args.vad_threshold, "prefix_padding_ms": args.prefix_padding_ms,
                  "silence_duration_ms": args.silence_duration_ms}
         td = dict(default_turn_detection(), **{k: v for k, v in given.items() if v is not None})
-    tls = None
-    if args.certfile:
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(args.certfile, args.keyfile)
-    session = json.loads(args.session) if args.session else {}
-    if not isinstance(session, dict):
-        raise ValueError("--session must be a JSON object")
+    tls = _server_tls(args.certfile, args.keyfile)
+    session = _session(args.session)
     environ = dict(os.environ if env is None else env)
     token = args.auth_token or environ.get(ENV_AUTH_TOKEN)
     caller_auth: Authenticator | None = None
@@ -1202,7 +1345,6 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
         raise ValueError("--acs-audience and --acs-issuer go with --acs-jwks")
     elif token:
         caller_auth = StaticToken(token)
-    rates = tuple(int(r) for r in args.acs_rates.split(",")) if args.acs_rates else None
     config = BridgeConfig.from_env(
         environ, upstream_url=args.upstream_url, api_key=args.api_key, auth=args.auth,
         dialect=args.dialect, host=args.host, port=args.port, ssl=tls,
@@ -1216,8 +1358,9 @@ def config_from_args(args: argparse.Namespace, env: dict[str, str] | None = None
         handshake_timeout=args.handshake_timeout, metadata_timeout=args.metadata_timeout,
         idle_timeout=args.idle_timeout, burst_ms=args.burst_ms, max_excess_ms=args.max_excess_ms,
         max_message_bytes=args.max_message_bytes, max_pings_per_s=args.max_pings_per_s,
-        max_write_buffer=args.max_write_buffer, acs_rates=rates, accept_pause=args.accept_pause,
+        max_write_buffer=args.max_write_buffer, acs_rates=args.acs_rates, accept_pause=args.accept_pause,
         send_buffer_bytes=args.send_buffer_bytes, close_timeout=args.close_timeout,
+        max_errors=args.max_errors, error_window=args.error_window,
     )
     # set here: from_env takes None for "not given", and None is what --no-turn-detection
     # and --path '' mean
@@ -1263,17 +1406,37 @@ def serve_main(argv: list[str]) -> int:
         return 2
 
     async def run() -> None:
-        async with Bridge(config) as bridge:
+        bridge = Bridge(config)
+        try:
+            await bridge.start()
+        except OSError as exc:  # the address: not this host's, in use, not allowed
+            raise _CannotListen(f"cannot listen on {config.host} port {config.port}: "
+                                f"{exc.strerror or exc}") from None
+        try:
             stop = stop_on_signal()
             print(f"listening on {bridge.url}", flush=True)
             await stop.wait()
+        finally:
+            await bridge.close()
 
-    loop = new_event_loop(args.loop)
+    try:
+        loop = new_event_loop(args.loop)
+    except ImportError:
+        print("audiocore serve bridge: --loop uvloop: uvloop is not installed "
+              "(pip install uvloop, or --loop auto)", file=sys.stderr)
+        return 2
     try:
         loop.run_until_complete(run())
     except AuthError as exc:
         print(f"audiocore serve bridge: caller authentication: {exc.reason}", file=sys.stderr)
         return 1
+    except _CannotListen as exc:
+        print(f"audiocore serve bridge: {exc}", file=sys.stderr)
+        return 1
     finally:
         loop.close()
     return 0
+
+
+class _CannotListen(Exception):
+    """The bridge could not bind its listening socket (the message says why)."""
