@@ -52,8 +52,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 
     # What the caller heard: nothing while it spoke, the answer in the pause, silence from the
     # barge-in until the second answer (its 2 s of speech plus the service's 0.7 s VAD pause).
+    # heard.wav spans the call as scripted, 20 ms per frame sent (said, its last frame padded),
+    # so the two line up sample for sample; the hang-up's duration is not in it
     heard = _wav(out / "heard.wav")
-    assert abs(len(heard) - len(said)) <= RATE // 50 * 2
+    frame = RATE // 50
+    assert len(heard) == -(-len(said) // frame) * frame
+    assert summary["acs"]["caller"]["frames_sent"] * frame == len(heard)
     assert _rms(heard, 0, spoken_s) == 0
     assert _rms(heard, spoken_s + 0.8, spoken_s + 2.8) > 500
     assert _rms(heard, spoken_s + 3.4, spoken_s + 5.5) == 0
@@ -83,6 +87,36 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert np.corrcoef(a, b)[0, 1] > 0.9
 
 
+def test_a_second_demo_run_checks_the_ogg_file_its_own_stream_produced(tmp_path: Path) -> None:
+    """Two Sora passes of the demo into one --out: the gateway gives the second stream a new
+    file (it never overwrites the first run's ``demo-call1.ogg``); the second pass must check
+    and list that new file. The first run's file is corrupted in between: were it checked
+    again, the second pass would fail."""
+    import asyncio
+
+    from audiocore.commands.demo import _problems, _sora_pass, bundled_speech
+
+    speech, rate = bundled_speech()
+    out = tmp_path / "demo"
+    out.mkdir()
+    first = asyncio.run(_sora_pass(out, speech, rate))
+    first_file = Path(first["check"]["file"])
+    assert first_file == out / "sora" / "demo-call1.ogg" and first["check"]["packets_equal_sent"]
+    first_file.write_bytes(b"OggS stale data of an earlier run")
+
+    second = asyncio.run(_sora_pass(out, speech, rate))
+    check = second["check"]
+    second_file = Path(check["file"])
+    assert second_file != first_file and second_file.parent == first_file.parent
+    assert second_file.name.startswith("demo-call1.") and second_file.suffix == ".ogg"
+    assert check["problem"] is None and check["packets_equal_sent"]
+    assert len(pyav_packets(second_file)) == second["packets_sent"]  # read independently
+    assert first_file.read_bytes() == b"OggS stale data of an earlier run"  # left alone
+    summary = {"acs": {"caller": {"lost_frames": 0, "bad_frames": 0, "barge_ins": 1,
+                                  "after_stop_frames": 0}, "truncates": []}, "sora": second}
+    assert _problems(summary) == []
+
+
 def test_demo_reports_a_bad_or_missing_ogg_file(tmp_path: Path) -> None:
     """The demo's Ogg check turns a corrupt or missing file into a problem, not a traceback."""
     from audiocore.commands.demo import _check_ogg, _problems
@@ -96,6 +130,8 @@ def test_demo_reports_a_bad_or_missing_ogg_file(tmp_path: Path) -> None:
     assert check["opusinfo"].startswith("problems")
     missing = _check_ogg(tmp_path / "none.ogg", sent)
     assert missing["problem"] == "the gateway wrote no file" and missing["packets"] == 0
+    none = _check_ogg(None, sent)  # the gateway opened no file for the stream
+    assert none["problem"] == "the gateway wrote no file" and none["file"] is None
 
     whole = tmp_path / "good.ogg"
     whole.write_bytes(good)

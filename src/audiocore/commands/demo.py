@@ -7,8 +7,9 @@
    start, its JWKS written to ``jwks.json`` for the bridge (``AcsJwt``), and the caller sends
    ``Authorization: Bearer <JWT>`` signed with it (RS256).
 2. Concurrently, a Sora pass: the same sentence as 48 kHz Opus over HTTP/2 in header mode to
-   the Sora gateway, whose ``ogg`` recognizer writes the Ogg Opus file; the file is checked
-   (the packets read back, opusinfo when installed).
+   the Sora gateway, whose ``ogg`` recognizer writes the Ogg Opus file; the file the gateway
+   opened for this stream (a later run's gets a timestamped name) is checked (the packets read
+   back, opusinfo when installed).
 
 Everything runs on loopback in this process and takes about 20 seconds.
 """
@@ -97,35 +98,59 @@ async def _acs_call(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
 
 
 async def _sora_pass(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
+    """Stream the sentence to a Sora gateway writing into ``out/sora``, and check the Ogg file
+    the gateway opened for this stream. Its name is learnt from the gateway, not assumed:
+    ``demo-call1.ogg`` is only the first run's; a later run into the same folder gets a
+    timestamped name (the gateway never overwrites), and checking the fixed name would check
+    the earlier run's file."""
     from audiocore.gateway.config import SoraConfig
     from audiocore.gateway.peers.sora_client import basic_authorization, packets_from_pcm, stream_opus
+    from audiocore.gateway.recognizers import OggFile, OggFileRecognizer, RecognizerStream, StreamInfo
     from audiocore.gateway.sora import SoraServer
     from audiocore.resampling import resample
 
+    class OggFiles(OggFileRecognizer):
+        """The ``ogg`` recognizer, noting the file each stream was given."""
+
+        def __init__(self, directory: Path) -> None:
+            super().__init__(directory)
+            self.paths: list[Path] = []
+
+        async def open(self, info: StreamInfo) -> RecognizerStream:
+            stream = await super().open(info)
+            file = getattr(stream, "file", None)
+            if isinstance(file, OggFile):
+                self.paths.append(file.path)
+            return stream
+
     ogg_dir = out / "sora"
     ogg_dir.mkdir(exist_ok=True)
+    recognizer = OggFiles(ogg_dir)
     packets = packets_from_pcm(resample(speech, rate, 48000), 48000)
     password = secrets.token_urlsafe(16)  # callers authenticate, as in production
     config = SoraConfig(listen_port=0, service="ogg", ogg_dir=str(ogg_dir),
                         audio_streaming_header=True, basic_auth_username="sora",
                         basic_auth_password=password)
-    async with SoraServer(config) as server:
+    async with SoraServer(config, recognizers={"ogg": recognizer}) as server:
         result = await stream_opus(server.url + "/speech", packets, header_mode=True,
                                    realtime=True, session_id="demo", connection_id="call1",
                                    headers=[basic_authorization("sora", password)])
+    # one stream, so at most one file; none if the gateway refused the stream
+    path = recognizer.paths[-1] if recognizer.paths else None
     return {"status": result.status, "packets_sent": result.packets_sent,
             "lines": [line.decode(errors="replace").strip() for line in result.lines],
-            "sent": packets, "file": str(ogg_dir / "demo-call1.ogg")}
+            "check": _check_ogg(path, packets)}
 
 
-def _check_ogg(path: Path, sent: list[bytes]) -> dict[str, Any]:
-    """Read the gateway's Ogg file back: its packets against those sent, opusinfo's verdict."""
+def _check_ogg(path: Path | None, sent: list[bytes]) -> dict[str, Any]:
+    """Read the gateway's Ogg file back (None: the gateway opened none): its packets against
+    those sent, opusinfo's verdict."""
     from audiocore import DecodeError, OggOpusReader, opus_packet_samples
 
     reader = OggOpusReader()
-    problem = None if path.is_file() else "the gateway wrote no file"
+    problem = None if path is not None and path.is_file() else "the gateway wrote no file"
     try:
-        packets = reader.feed(path.read_bytes()) if path.is_file() else []
+        packets = reader.feed(path.read_bytes()) if path is not None and problem is None else []
     except DecodeError as error:
         packets, problem = [], f"unreadable: {error}"
     head = reader.head
@@ -135,7 +160,7 @@ def _check_ogg(path: Path, sent: list[bytes]) -> dict[str, Any]:
     except DecodeError as error:
         seconds, problem = None, f"a malformed packet: {error}"
     check: dict[str, Any] = {
-        "file": str(path),
+        "file": str(path) if path is not None else None,
         "problem": problem,
         "packets": len(got),
         "packets_equal_sent": got == sent,
@@ -143,7 +168,9 @@ def _check_ogg(path: Path, sent: list[bytes]) -> dict[str, Any]:
         "pre_skip": head.pre_skip if head else None,
         "seconds": seconds,
     }
-    if shutil.which("opusinfo"):
+    if path is None or not path.is_file():
+        check["opusinfo"] = "no file"  # the missing file is the problem reported
+    elif shutil.which("opusinfo"):
         info = subprocess.run(["opusinfo", str(path)], capture_output=True, text=True, timeout=60)
         said = info.stdout + info.stderr
         clean = info.returncode == 0 and not any(word in said.upper() for word in ("WARNING", "ERROR"))
@@ -157,8 +184,6 @@ async def run(out: Path) -> dict[str, Any]:
     speech, rate = bundled_speech()
     start = time.monotonic()
     acs, sora = await asyncio.gather(_acs_call(out, speech, rate), _sora_pass(out, speech, rate))
-    sent = sora.pop("sent")
-    sora["check"] = _check_ogg(Path(sora.pop("file")), sent)
     return {"seconds": round(time.monotonic() - start, 1), "acs": acs, "sora": sora,
             "outputs": {"caller": str(out / "caller.wav"), "heard": str(out / "heard.wav"),
                         "jwks": acs["auth"]["jwks"],
@@ -201,7 +226,7 @@ def _report(summary: dict[str, Any]) -> list[str]:
         f"{check['packets_equal_sent']}, opusinfo: {check['opusinfo']}",
         "Outputs:",
     ]
-    lines += [f"  {name:8} {path}" for name, path in summary["outputs"].items()]
+    lines += [f"  {name:8} {path or '- (none written)'}" for name, path in summary["outputs"].items()]
     return lines
 
 
@@ -221,7 +246,7 @@ def _problems(summary: dict[str, Any]) -> list[str]:
     if summary["sora"]["status"] != 200 or not check["packets_equal_sent"]:
         problems.append("the Sora gateway's Ogg file does not hold the packets sent"
                         + (f" ({check['problem']})" if check["problem"] else ""))
-    if not str(check["opusinfo"]).startswith(("clean", "not installed")):
+    if not str(check["opusinfo"]).startswith(("clean", "not installed", "no file")):
         problems.append("opusinfo found problems in the Ogg file")
     return problems
 

@@ -6,7 +6,8 @@ below an energy threshold flagged ``silent``, optionally with zeros or no data, 
 keeps sending silence for ``tail_s`` after the WAV (time never stops on a call) and hangs up.
 What it hears is recorded on a timeline by arrival time, as ACS plays it: each frame starts
 when it arrives or when the previous one ends, whichever is later, and ``StopAudio`` discards
-what was queued but not yet played. :func:`call` does all of that and returns a
+what was queued but not yet played. The recording is as long as the audio sent (20 ms per
+frame sent): what arrives after the caller's last frame, while hanging up, is not in it. :func:`call` does all of that and returns a
 :class:`CallResult` (with the :class:`~audiocore.gateway.peers.timeline.Figures` of the call
 when the realtime server is local).
 """
@@ -109,7 +110,7 @@ class CallResult:
     bad_frames: int  #: received audio messages that were not exactly 20 ms or not valid
     stop_audio: list[float] = field(default_factory=list)
     response_latency_ms: list[float] = field(default_factory=list)
-    heard: bytes = b""  #: the recorded timeline (PCM16LE at ``rate``)
+    heard: bytes = b""  #: the recorded timeline (PCM16LE at ``rate``), 20 ms per frame sent
     received: bytes = b""  #: every audio frame received, back to back
     recording: str | None = None
     close_code: int | None = None
@@ -306,8 +307,10 @@ async def call(url: str, audio: str | Path | bytes, *, rate: int | None = None,
     await connect(caller, url, connect_timeout, extra_headers=sent, ssl_context=ssl_context)
     await caller.done
     duration = time.monotonic() - caller.t0
+    # the recording spans the call as scripted: one 20 ms slot per frame sent, not the wall
+    # clock (which adds the hang-up's close handshake and the loop's scheduling delay)
     heard = bytes(caller.heard)
-    total = int(round(duration * rate)) * 2
+    total = caller.sent * caller.frame_bytes
     heard = heard[:total] + bytes(max(0, total - len(heard)))
     recording = None
     if record_to is not None:
