@@ -103,29 +103,15 @@ async def _sora_pass(out: Path, speech: bytes, rate: int) -> dict[str, Any]:
     ``demo-call1.ogg`` is only the first run's; a later run into the same folder gets a
     timestamped name (the gateway never overwrites), and checking the fixed name would check
     the earlier run's file."""
+    from audiocore.commands._demo_ogg import NotingOggRecognizer
     from audiocore.gateway.config import SoraConfig
     from audiocore.gateway.peers.sora_client import basic_authorization, packets_from_pcm, stream_opus
-    from audiocore.gateway.recognizers import OggFile, OggFileRecognizer, RecognizerStream, StreamInfo
     from audiocore.gateway.sora import SoraServer
     from audiocore.resampling import resample
 
-    class OggFiles(OggFileRecognizer):
-        """The ``ogg`` recognizer, noting the file each stream was given."""
-
-        def __init__(self, directory: Path) -> None:
-            super().__init__(directory)
-            self.paths: list[Path] = []
-
-        async def open(self, info: StreamInfo) -> RecognizerStream:
-            stream = await super().open(info)
-            file = getattr(stream, "file", None)
-            if isinstance(file, OggFile):
-                self.paths.append(file.path)
-            return stream
-
     ogg_dir = out / "sora"
     ogg_dir.mkdir(exist_ok=True)
-    recognizer = OggFiles(ogg_dir)
+    recognizer = NotingOggRecognizer(ogg_dir)
     packets = packets_from_pcm(resample(speech, rate, 48000), 48000)
     password = secrets.token_urlsafe(16)  # callers authenticate, as in production
     config = SoraConfig(listen_port=0, service="ogg", ogg_dir=str(ogg_dir),
