@@ -9,11 +9,10 @@ writer and reader (bench/ogg_peer.py), one page per 20 ms packet as a gateway st
 
 from __future__ import annotations
 
-from _frames import speech_packets
-from harness import Case, Impl
-from ogg_peer import PyOggOpusReader, PyOggOpusWriter
-
 import audiocore
+from audiocore.bench._frames import speech_packets
+from audiocore.bench.harness import Case, Impl
+from audiocore.bench.ogg_peer import PyOggOpusReader, PyOggOpusWriter
 
 SERIAL = 0x5EED
 
