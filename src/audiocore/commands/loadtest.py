@@ -21,6 +21,7 @@ import json
 import os
 import random
 import secrets
+import statistics
 import subprocess
 import sys
 import time
@@ -178,6 +179,36 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
     return out
 
 
+def _controls_cost(args: argparse.Namespace, argv: list[str], loop: asyncio.AbstractEventLoop,
+                   frames: Any, voiced: list[bool], prompt: bytes, bench: Path) -> int:
+    """``--controls both``: our bridge with its controls on and off, ``--rounds`` runs each,
+    interleaved (on/off, then off/on, ...) so drifts of a shared machine fall on both; the
+    medians of the bridge's CPU per call-second and their ratio."""
+    runs: dict[str, list[float]] = {"on": [], "off": []}
+    lost = 0
+    for r in range(args.rounds):
+        for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
+            one = argparse.Namespace(**{**vars(args), "controls": mode})
+            out = loop.run_until_complete(_run("ours", one, frames, voiced, prompt, bench))
+            runs[mode].append(out["cpu_us_per_call_second"])
+            lost += out["lost_frames"]
+    on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
+    result = {"calls": args.calls, "seconds": args.seconds, "rounds": args.rounds,
+              "cpu_us_per_call_second": runs, "median_on": on, "median_off": off,
+              "ratio": round(on / off, 3), "cost_percent": round((on / off - 1) * 100, 1),
+              "lost_frames": lost, "command": "audiocore loadtest " + " ".join(argv)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.calls} calls x {args.seconds:g} s over loopback, {args.rounds} runs each, interleaved")
+    for mode in ("on", "off"):
+        print(f"  controls {mode:3}: median {statistics.median(runs[mode]):7.1f} us per call-second "
+              f"(runs: {', '.join(f'{x:.0f}' for x in runs[mode])})")
+    print(f"  the controls cost {result['cost_percent']:+.1f} % (on / off = {result['ratio']}; "
+          f"target < 5 %); lost frames {lost}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="audiocore loadtest", description="N simulated ACS calls over "
                                 "loopback through the bridge, beside the same load through a bridge "
@@ -190,15 +221,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                    help="our bridge's event loop")
     p.add_argument("--speed", type=float, default=4.0, help="the realtime server's send speed")
-    p.add_argument("--controls", choices=["on", "off"], default="on",
+    p.add_argument("--controls", choices=["on", "off", "both"], default="on",
                    help="our bridge with caller authentication (a static token) and its limits "
-                   "(on, the default), or with --insecure-no-auth and every limit out of reach")
+                   "(on, the default), or with --insecure-no-auth and every limit out of reach; "
+                   "both: --rounds runs of each, interleaved, and what the controls cost")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="with --controls both: runs of each setting (default 3)")
     p.add_argument("--no-baseline", action="store_true", help="skip the usual bridge")
     p.add_argument("--bridge-core", type=int, default=0)
     p.add_argument("--sim-core", type=int, default=1)
     args = p.parse_args(argv)
-    if args.calls < 1 or args.seconds < 1:
-        p.error("--calls >= 1 and --seconds >= 1")
+    if args.calls < 1 or args.seconds < 1 or args.rounds < 1:
+        p.error("--calls >= 1, --seconds >= 1 and --rounds >= 1")
     from audiocore.commands._extras import missing_gateway
 
     if (status := missing_gateway("loadtest")) is not None:
@@ -217,6 +251,11 @@ def main(argv: list[str]) -> int:
     frames, voiced = acs_frames(_script(args.seconds, speech, 16000), 16000)
     prompt = prompt_pcm(24000)[: int(2.5 * 24000) * 2]
     loop = new_event_loop("auto")
+    if args.controls == "both":
+        try:
+            return _controls_cost(args, argv, loop, frames, voiced, prompt, bench)
+        finally:
+            loop.close()
     try:
         ours = loop.run_until_complete(_run("ours", args, frames, voiced, prompt))
         base = None if args.no_baseline else loop.run_until_complete(
