@@ -180,7 +180,7 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
 
 
 def _controls_cost(args: argparse.Namespace, argv: list[str], loop: asyncio.AbstractEventLoop,
-                   frames: Any, voiced: list[bool], prompt: bytes, bench: Path) -> int:
+                   frames: Any, voiced: list[bool], prompt: bytes) -> int:
     """``--controls both``: our bridge with its controls on and off, ``--rounds`` runs each,
     interleaved (on/off, then off/on, ...) so drifts of a shared machine fall on both; the
     medians of the bridge's CPU per call-second and their ratio."""
@@ -189,7 +189,7 @@ def _controls_cost(args: argparse.Namespace, argv: list[str], loop: asyncio.Abst
     for r in range(args.rounds):
         for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
             one = argparse.Namespace(**{**vars(args), "controls": mode})
-            out = loop.run_until_complete(_run("ours", one, frames, voiced, prompt, bench))
+            out = loop.run_until_complete(_run("ours", one, frames, voiced, prompt))
             runs[mode].append(out["cpu_us_per_call_second"])
             lost += out["lost_frames"]
     on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
@@ -241,7 +241,8 @@ def main(argv: list[str]) -> int:
     from audiocore.gateway.peers.acs_caller import acs_frames
     from audiocore.gateway.peers.realtime_server import prompt_pcm
 
-    missing = [] if args.no_baseline else [n for n in ("websockets", "soxr") if not _importable(n)]
+    baseline = not args.no_baseline and args.controls != "both"
+    missing = [n for n in ("websockets", "soxr") if not _importable(n)] if baseline else []
     if missing:  # the usual bridge's libraries
         print(f"audiocore loadtest: needs the bench extra (missing: {', '.join(missing)}); install it "
               "with: pip install 'audiocore[bench]' (or pass --no-baseline)", file=sys.stderr)
@@ -253,7 +254,7 @@ def main(argv: list[str]) -> int:
     loop = new_event_loop("auto")
     if args.controls == "both":
         try:
-            return _controls_cost(args, argv, loop, frames, voiced, prompt, bench)
+            return _controls_cost(args, argv, loop, frames, voiced, prompt)
         finally:
             loop.close()
     try:
