@@ -1,5 +1,5 @@
 """Ogg Opus paging: write per packet and read per page, beside a straightforward pure-Python
-writer and reader (bench/ogg_peer.py), one page per 20 ms packet as a gateway streams them.
+writer and reader (audiocore.bench.ogg_peer), one page per 20 ms packet as a gateway streams them.
 
 - write: ``OggOpusWriter.write(packet)`` vs ``PyOggOpusWriter.write(packet)`` -> page bytes.
 - read: a fresh reader fed a 10 s stream one page per ``feed`` call (500 audio pages, then
