@@ -1,4 +1,4 @@
-"""Every case of bench/cases_*.py under pytest-benchmark, ours and peers grouped per operation.
+"""Every case of audiocore.bench.cases_* under pytest-benchmark, ours and peers grouped per operation.
 
 Run: ``pytest bench/ --benchmark-group-by=group``; ``audiocore bench`` times the same cases
 with interleaved rounds and prints speedups.
@@ -7,7 +7,8 @@ with interleaved rounds and prints speedups.
 from __future__ import annotations
 
 import pytest
-from harness import all_cases
+
+from audiocore.bench.harness import all_cases
 
 _PARAMS = []
 for _case in all_cases():

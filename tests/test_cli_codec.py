@@ -22,6 +22,7 @@ from audiocore.commands.dump2ogg import DumpError, parse_record
 from audiocore.gateway.peers.sora_client import packets_from_ogg
 from conftest import DATA
 from gateway_util import opusinfo, pyav_packets
+from signal_util import best_lag
 
 PACKETS = packets_from_ogg(DATA / "speech-20ms.opus")
 
@@ -39,18 +40,6 @@ def wav_pcm(path: Path) -> tuple[np.ndarray, int, int]:
 def opusdec(path: Path, out: Path, *args: str) -> np.ndarray:
     subprocess.run(["opusdec", "--quiet", "--no-dither", *args, str(path), str(out)], check=True, timeout=120)
     return wav_pcm(out)[0]
-
-
-def best_lag_correlation(a: np.ndarray, b: np.ndarray, max_lag: int = 400) -> tuple[int, float]:
-    n = min(len(a), len(b)) - 2 * max_lag
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    scores = []
-    for lag in range(-max_lag, max_lag + 1):
-        x, y = a[max_lag : max_lag + n], b[max_lag + lag : max_lag + lag + n]
-        scores.append((float(np.dot(x, y) / np.sqrt(np.dot(x, x) * np.dot(y, y))), lag))
-    corr, lag = max(scores)
-    return lag, corr
 
 
 # The whole sample ends 92 samples into a 20 ms frame; 32000 samples end on a frame boundary
@@ -79,7 +68,7 @@ def test_wav_to_opus_exact_length_and_aligned(tmp_path: Path, samples: int | Non
     # aligned: opusdec at 48 kHz against the source upsampled by soxr; a wrong pre-skip would
     # show as a lag of hundreds of samples (libopus itself is within a 16 kHz sample)
     at48 = opusdec(out, tmp_path / "dec48.wav", "--rate", "48000")
-    lag, corr = best_lag_correlation(soxr.resample(src, 16000, 48000), at48, 600)
+    lag, corr = best_lag(soxr.resample(src, 16000, 48000), at48, 600)
     assert abs(lag) <= 3 and corr > 0.95, (lag, corr)
     with av.open(str(out)) as c:
         n48 = sum(f.samples for f in c.decode(audio=0))

@@ -469,9 +469,11 @@ def test_without_the_gateway_extra_one_line_names_it(tmp_path: Path, args: list[
     assert list(tmp_path.iterdir()) == []  # nothing created
 
 
-def test_without_the_bench_extra_one_line_names_it(tmp_path: Path) -> None:
-    result = without("soxr", ["bench", "--bench-dir", str(ROOT / "bench"), "--json", "r.json"], tmp_path)
-    assert result.returncode == 2
+@pytest.mark.parametrize("args", [["bench", "--json", "r.json"], ["loadtest", "--calls", "1"]],
+                         ids=lambda a: a[0])
+def test_without_the_bench_extra_one_line_names_it(tmp_path: Path, args: list[str]) -> None:
+    result = without("soxr", args, tmp_path)
+    assert result.returncode == 2, result.stderr
     assert "pip install 'audiocore[bench]'" in one_line(result.stderr) and "soxr" in result.stderr
     assert list(tmp_path.iterdir()) == []
 

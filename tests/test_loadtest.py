@@ -36,3 +36,18 @@ def test_loadtest_json() -> None:
     assert out["lost_frames"] == ours["lost_frames"] == 0
     assert ours["truncate_mismatches"] == 0 and ours["after_stop_frames"] == 0
     assert ours["barge_ins"] == 4  # one per call: the second turn interrupts the first answer
+
+
+def test_loadtest_controls_both_runs_each_setting_and_reports_their_ratio() -> None:
+    """--controls both: one run with the controls on and one off per round, interleaved; the
+    ratio is of the medians it reports (structure only: no speed is asserted)."""
+    r = subprocess.run([sys.executable, "-m", "audiocore", "loadtest", "--calls", "2", "--seconds", "2",
+                        "--controls", "both", "--rounds", "2", "--json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    runs = out["cpu_us_per_call_second"]
+    assert len(runs["on"]) == len(runs["off"]) == 2 and min(runs["on"] + runs["off"]) > 0
+    assert out["median_on"] == sum(runs["on"]) / 2 and out["median_off"] == sum(runs["off"]) / 2
+    assert out["ratio"] == round(out["median_on"] / out["median_off"], 3)
+    assert out["lost_frames"] == 0

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import audiocore
 from audiocore import DecodeError, OggOpusFileReader, OggOpusFileWriter, read_ogg_opus, write_ogg_opus
+from signal_util import best_lag
 
 DATA = Path(__file__).parent / "data"
 FILES = ("speech-20ms.opus", "speech-60ms-64k.opus")
@@ -51,17 +52,6 @@ def pyav_samples(path: Path) -> int:
 
 def as_int(pcm: bytes) -> np.ndarray:
     return np.frombuffer(pcm, "<i2").astype(np.int32)
-
-
-def best_lag(a: np.ndarray, b: np.ndarray, max_lag: int = 600) -> tuple[int, float]:
-    n = min(len(a), len(b)) - 2 * max_lag
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    scores = []
-    for lag in range(-max_lag, max_lag + 1):
-        x, y = a[max_lag : max_lag + n], b[max_lag + lag : max_lag + lag + n]
-        scores.append((float(np.dot(x, y) / np.sqrt(np.dot(x, x) * np.dot(y, y))), lag))
-    corr, lag = max(scores)
-    return lag, corr
 
 
 def source_16k() -> np.ndarray:

@@ -39,6 +39,8 @@ def test_stubs_match_the_compiled_modules() -> None:
     result = _run(
         "-m", "mypy.stubtest", "audiocore", "--ignore-missing-stub",
         "--allowlist", str(ROOT / "tests" / "stubtest-allowlist.txt"),
+        # the [tool.mypy] overrides: the benchmark peers (soxr, opuslib, ...) have no stubs
+        "--mypy-config-file", str(ROOT / "pyproject.toml"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -57,12 +59,15 @@ def test_build_without_libopus_stops_with_one_clear_line(tmp_path: Path) -> None
 
 def test_installed_package_carries_its_data_and_stubs(tmp_path: Path) -> None:
     """What a wheel installs besides the code: the demo's speech, the realtime peer's prompt,
-    py.typed and the stubs (an editable install reads them from src/ and would not notice)."""
+    the benchmarks and their recordings, py.typed and the stubs (an editable install reads
+    them from src/ and would not notice)."""
     result = _run("setup.py", "-q", "build_py", "--build-lib", str(tmp_path))
     assert result.returncode == 0, result.stderr
     package = tmp_path / "audiocore"
     for name in ("data/speech-16k.wav", "gateway/peers/data/prompt.opus", "py.typed",
-                 "_ext/resample.pyi", "_ext/opus.pyi"):
+                 "_ext/resample.pyi", "_ext/opus.pyi", "bench/harness.py", "bench/usual_bridge.py",
+                 "bench/data/speech-8k.wav", "bench/data/speech-24k.wav", "bench/data/speech-48k.wav",
+                 "bench/data/speech-20ms.opus"):
         assert (package / name).is_file(), name
 
 

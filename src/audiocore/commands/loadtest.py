@@ -1,5 +1,5 @@
 """``audiocore loadtest``: N simulated ACS calls over loopback through the bridge, beside the
-same load through a bridge written the usual way (bench/usual_bridge.py).
+same load through a bridge written the usual way (:mod:`audiocore.bench.usual_bridge`).
 
 The bridge runs in its own process pinned to one core; the simulators (ACS callers and the
 realtime server, cheap: pre-encoded messages, picows, one shared clock) run in this process
@@ -21,10 +21,11 @@ import json
 import os
 import random
 import secrets
+import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+from importlib.util import find_spec
 from typing import Any
 
 HELP = "N simulated calls through the ACS <-> realtime bridge vs a usual bridge: CPU, calls per core, latency, loss"
@@ -45,6 +46,13 @@ def _cpu_seconds(pid: int) -> float:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _importable(name: str) -> bool:
+    try:
+        return find_spec(name) is not None
+    except ImportError:  # an import hook that refuses it
+        return False
 
 
 def _pin(pid: int, core: int) -> bool:
@@ -101,7 +109,7 @@ async def _start_bridge(cmd: list[str], core: int, extra_env: dict[str, str] | N
 
 
 async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bool],
-               prompt: bytes, bench: Path) -> dict[str, Any]:
+               prompt: bytes) -> dict[str, Any]:
     from audiocore.gateway.bridge import BridgeConfig
     from audiocore.gateway._ticker import SharedTicker
     from audiocore.gateway.peers.acs_caller import AcsCaller
@@ -120,7 +128,7 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
                    "--log-level", "WARNING", "--ticker", args.ticker, "--loop", args.loop, *flags]
             delays = BridgeConfig(upstream_url=rt.url).resampler_delays_ms(rate)
         else:
-            cmd = [sys.executable, str(bench / "usual_bridge.py"), "--port", "0", "--upstream-url", rt.url]
+            cmd = [sys.executable, "-m", "audiocore.bench.usual_bridge", "--port", "0", "--upstream-url", rt.url]
             delays = (0.0, 0.0)  # soxr's streams are time-aligned: what they hold back shows in the counts
         proc, url = await _start_bridge(cmd, args.bridge_core, env)
         try:
@@ -171,10 +179,40 @@ async def _run(kind: str, args: argparse.Namespace, frames: Any, voiced: list[bo
     return out
 
 
+def _controls_cost(args: argparse.Namespace, argv: list[str], loop: asyncio.AbstractEventLoop,
+                   frames: Any, voiced: list[bool], prompt: bytes) -> int:
+    """``--controls both``: our bridge with its controls on and off, ``--rounds`` runs each,
+    interleaved (on/off, then off/on, ...) so drifts of a shared machine fall on both; the
+    medians of the bridge's CPU per call-second and their ratio."""
+    runs: dict[str, list[float]] = {"on": [], "off": []}
+    lost = 0
+    for r in range(args.rounds):
+        for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
+            one = argparse.Namespace(**{**vars(args), "controls": mode})
+            out = loop.run_until_complete(_run("ours", one, frames, voiced, prompt))
+            runs[mode].append(out["cpu_us_per_call_second"])
+            lost += out["lost_frames"]
+    on, off = statistics.median(runs["on"]), statistics.median(runs["off"])
+    result = {"calls": args.calls, "seconds": args.seconds, "rounds": args.rounds,
+              "cpu_us_per_call_second": runs, "median_on": on, "median_off": off,
+              "ratio": round(on / off, 3), "cost_percent": round((on / off - 1) * 100, 1),
+              "lost_frames": lost, "command": "audiocore loadtest " + " ".join(argv)}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.calls} calls x {args.seconds:g} s over loopback, {args.rounds} runs each, interleaved")
+    for mode in ("on", "off"):
+        print(f"  controls {mode:3}: median {statistics.median(runs[mode]):7.1f} us per call-second "
+              f"(runs: {', '.join(f'{x:.0f}' for x in runs[mode])})")
+    print(f"  the controls cost {result['cost_percent']:+.1f} % (on / off = {result['ratio']}; "
+          f"target < 5 %); lost frames {lost}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="audiocore loadtest", description="N simulated ACS calls over "
                                 "loopback through the bridge, beside the same load through a bridge "
-                                "written the usual way (bench/usual_bridge.py).")
+                                "written the usual way (audiocore.bench.usual_bridge).")
     p.add_argument("--calls", type=int, default=20, help="simultaneous calls (default 20)")
     p.add_argument("--seconds", type=float, default=10.0, help="length of each call (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -183,39 +221,46 @@ def main(argv: list[str]) -> int:
     p.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                    help="our bridge's event loop")
     p.add_argument("--speed", type=float, default=4.0, help="the realtime server's send speed")
-    p.add_argument("--controls", choices=["on", "off"], default="on",
+    p.add_argument("--controls", choices=["on", "off", "both"], default="on",
                    help="our bridge with caller authentication (a static token) and its limits "
-                   "(on, the default), or with --insecure-no-auth and every limit out of reach")
+                   "(on, the default), or with --insecure-no-auth and every limit out of reach; "
+                   "both: --rounds runs of each, interleaved, and what the controls cost")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="with --controls both: runs of each setting (default 3)")
     p.add_argument("--no-baseline", action="store_true", help="skip the usual bridge")
-    p.add_argument("--bench-dir", help="where bench/usual_bridge.py is (default: the checkout's)")
     p.add_argument("--bridge-core", type=int, default=0)
     p.add_argument("--sim-core", type=int, default=1)
     args = p.parse_args(argv)
-    if args.calls < 1 or args.seconds < 1:
-        p.error("--calls >= 1 and --seconds >= 1")
+    if args.calls < 1 or args.seconds < 1 or args.rounds < 1:
+        p.error("--calls >= 1, --seconds >= 1 and --rounds >= 1")
     from audiocore.commands._extras import missing_gateway
 
     if (status := missing_gateway("loadtest")) is not None:
         return status
-    from audiocore.commands.bench import bench_dir
     from audiocore.gateway.bridge import new_event_loop
     from audiocore.gateway.peers.acs_caller import acs_frames
     from audiocore.gateway.peers.realtime_server import prompt_pcm
 
-    bench = bench_dir(args.bench_dir)
-    if not args.no_baseline and not (bench / "usual_bridge.py").is_file():
-        print(f"audiocore loadtest: no {bench / 'usual_bridge.py'} (pass --bench-dir, or --no-baseline)",
-              file=sys.stderr)
+    baseline = not args.no_baseline and args.controls != "both"
+    missing = [n for n in ("websockets", "soxr") if not _importable(n)] if baseline else []
+    if missing:  # the usual bridge's libraries
+        print(f"audiocore loadtest: needs the bench extra (missing: {', '.join(missing)}); install it "
+              "with: pip install 'audiocore[bench]' (or pass --no-baseline)", file=sys.stderr)
         return 2
     _pin(0, args.sim_core)
     speech = prompt_pcm(16000)
     frames, voiced = acs_frames(_script(args.seconds, speech, 16000), 16000)
     prompt = prompt_pcm(24000)[: int(2.5 * 24000) * 2]
     loop = new_event_loop("auto")
+    if args.controls == "both":
+        try:
+            return _controls_cost(args, argv, loop, frames, voiced, prompt)
+        finally:
+            loop.close()
     try:
-        ours = loop.run_until_complete(_run("ours", args, frames, voiced, prompt, bench))
+        ours = loop.run_until_complete(_run("ours", args, frames, voiced, prompt))
         base = None if args.no_baseline else loop.run_until_complete(
-            _run("usual", args, frames, voiced, prompt, bench))
+            _run("usual", args, frames, voiced, prompt))
     finally:
         loop.close()
     result: dict[str, Any] = {

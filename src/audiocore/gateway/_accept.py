@@ -1,4 +1,4 @@
-"""A listening socket's accept loop that survives fd exhaustion quietly.
+"""A listening socket's accept loop that survives fd exhaustion quietly (both gateways use it).
 
 asyncio's own loop (CPython 3.11), on EMFILE, logs a traceback and keeps trying the rest of
 its batch of 100 accepts, each failing, logging and scheduling another retry: a gateway at

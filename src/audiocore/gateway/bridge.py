@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import errno
 import importlib
 import json
 import logging
@@ -59,6 +58,7 @@ from picows import (
 from audiocore._ext.errors import ProtocolError
 from audiocore._ext.jitter import JitterQueue
 from audiocore._ext.resample import Resampler
+from audiocore.gateway._accept import Acceptor, listening_socket
 from audiocore.gateway._logsafe import RedactingFilter, clip, redact_url
 from audiocore.gateway._refusals import Refusals
 from audiocore.gateway._signals import stop_on_signal
@@ -102,7 +102,6 @@ _ACS_RATES = (16000, 24000)
 _ALLOWED_RATES = (8000, 16000, 24000, 48000)
 #: call ids longer than this (or not printable ASCII) are replaced by a generated one
 _MAX_CALL_ID = 128
-_FD_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def default_turn_detection() -> dict[str, Any]:
@@ -885,6 +884,7 @@ class Bridge:
         self._ticker: SharedTicker | PerCallTimers = (
             SharedTicker(_FRAME_S) if config.ticker == "shared" else PerCallTimers(_FRAME_S))
         self._sock: socket.socket | None = None
+        self._acceptor: Acceptor | None = None
         self._conns: dict[_Conn, None] = {}  # accepted TCP connections not yet closed
         self._ip_conns: dict[str, int] = {}  # address -> its accepted TCP connections
         self._ip_calls: dict[str, int] = {}  # address -> its connections past the handshake
@@ -927,38 +927,33 @@ class Bridge:
         for rate in cfg.acs_rates:  # design the filters now, not during the first call
             Resampler(rate, cfg.realtime_rate, quality=cfg.quality)
             Resampler(cfg.realtime_rate, rate, quality=cfg.quality)
-        family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
-        sock = socket.create_server((cfg.host, cfg.port), family=family, backlog=511)
-        sock.setblocking(False)
+        sock = listening_socket(cfg.host, cfg.port)
         self._sock = sock
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._accept_loop(sock)), loop.create_task(self._watch())]
+        # our own accept loop: picows' (aiofastnet's) and asyncio's spin and log a traceback
+        # per attempt at EMFILE; the Acceptor pauses for accept_pause instead
+        self._acceptor = Acceptor(sock, self._accepted, self._out_of_fds, self._accept_error,
+                                  cfg.accept_pause)
+        self._acceptor.start()
+        self._tasks = [asyncio.get_running_loop().create_task(self._watch())]
         log.info("bridge listening on %s -> %s (callers: %s)", self.url, redact_url(cfg.upstream_url),
                  type(cfg.caller_auth).__name__ if cfg.caller_auth else "NOT AUTHENTICATED")
 
     # ------------------------------------------------------------ accepting
 
-    async def _accept_loop(self, sock: socket.socket) -> None:
-        """Accept connections; out of file descriptors, stop accepting for ``accept_pause``
-        s (one log line per interval: picows' default accept path, aiofastnet's, spun and
-        logged a traceback per attempt) and go on once descriptors are free again."""
-        loop = asyncio.get_running_loop()
-        cfg = self.config
-        while True:
-            try:
-                conn, addr = await loop.sock_accept(sock)
-            except OSError as exc:
-                if exc.errno in _FD_ERRORS:
-                    self.refusals.refuse("out_of_fds", f"accept: {exc.strerror}; not accepting "
-                                         f"for {cfg.accept_pause:g} s", logging.ERROR)
-                    await asyncio.sleep(cfg.accept_pause)
-                    continue
-                if sock.fileno() < 0:
-                    return
-                self.refusals.refuse("accept_error", f"accept: {exc}", logging.ERROR)
-                await asyncio.sleep(0.05)
-                continue
-            self._serve(conn, addr)
+    def _accepted(self, sock: socket.socket) -> None:
+        try:
+            addr = sock.getpeername()
+        except OSError:  # the client left before we looked
+            sock.close()
+            return
+        self._serve(sock, addr)
+
+    def _out_of_fds(self, exc: OSError) -> None:
+        self.refusals.refuse("out_of_fds", f"accept: {exc.strerror}; not accepting for "
+                             f"{self.config.accept_pause:g} s", logging.ERROR)
+
+    def _accept_error(self, exc: OSError) -> None:
+        self.refusals.refuse("accept_error", f"accept: {exc}", logging.ERROR)
 
     def _serve(self, sock: socket.socket, addr: Any) -> None:
         cfg = self.config
@@ -1090,8 +1085,9 @@ class Bridge:
             except asyncio.CancelledError:
                 pass
         self._tasks = []
-        if self._sock is not None:
-            self._sock.close()
+        if self._acceptor is not None:
+            self._acceptor.close()  # and the listening socket
+            self._acceptor = None
         for call in list(self._calls):
             call.end("bridge shutting down", WSCloseCode.GOING_AWAY)
         self._ticker.close()

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from _frames import frame
-from harness import Case, Impl
-
 import audiocore
+from audiocore.bench._frames import frame
+from audiocore.bench.harness import Case, Impl
 
 
 class BytearrayFifo:

@@ -10,7 +10,8 @@ import numpy as np
 import orjson
 import pybase64
 import soxr
-from seed_gateway import ULAW_DECODE, ULAW_ENCODE
+
+from audiocore.bench.seed_gateway import ULAW_DECODE, ULAW_ENCODE
 
 
 def acs_to_pcm(text: str) -> bytes:

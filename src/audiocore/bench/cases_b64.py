@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 
 import pybase64
-from _frames import frame
-from harness import Case, Impl
 
 import audiocore
+from audiocore.bench._frames import frame
+from audiocore.bench.harness import Case, Impl
 
 
 def cases() -> list[Case]:

@@ -1,6 +1,6 @@
 """The ACS <-> realtime bridge written the usual way: the load test's baseline.
 
-    python bench/usual_bridge.py --upstream-url ws://... [--host 127.0.0.1] [--port 0]
+    python -m audiocore.bench.usual_bridge --upstream-url ws://... [--host 127.0.0.1] [--port 0]
 
 websockets (server and client, one coroutine per connection direction), json, base64 and
 soxr HQ streams, doing the same audio work as audiocore's bridge: every ACS frame resampled
@@ -174,9 +174,14 @@ async def main(args: argparse.Namespace) -> None:
         await stop.wait()
 
 
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def cli(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m audiocore.bench.usual_bridge",
+                                description="The ACS <-> realtime bridge written the usual way.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--upstream-url", required=True)
-    asyncio.run(main(p.parse_args()))
+    asyncio.run(main(p.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    cli()

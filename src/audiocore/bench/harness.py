@@ -1,11 +1,12 @@
 """Benchmark cases and the runner behind ``audiocore bench``.
 
-A case module is any ``bench/cases_*.py`` with a ``cases() -> list[Case]`` function; it may
-also have ``extras() -> dict[str, object]`` for figures that are not per-call times (delays,
-for example), printed after the table (formatted by ``report(figures) -> list[str]`` when the
-module has one) and kept in the JSON, and ``plot(path: Path) -> None``
-which writes a PNG of its own for ``--plot``. The pytest-benchmark suites
-(``bench/test_*.py``) time the very same cases, so both views measure one definition.
+A case module is any ``audiocore.bench.cases_*`` module with a ``cases() -> list[Case]``
+function; it may also have ``extras() -> dict[str, object]`` for figures that are not per-call
+times (delays, for example), printed after the table (formatted by ``report(figures) ->
+list[str]`` when the module has one) and kept in the JSON, and ``plot(path: Path) -> None``
+which writes a PNG of its own for ``--plot``. The pytest-benchmark suite (the source
+checkout's ``bench/test_bench.py``) times the very same cases, so both views measure one
+definition.
 
 Timing: every implementation of a case is calibrated to a round of a few milliseconds, then
 the implementations run in interleaved rounds and each keeps its fastest round. Interleaving
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import importlib.util
 import json
 import math
+import pkgutil
 import platform
 import sys
 import time
@@ -28,9 +31,6 @@ from itertools import repeat
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-BENCH_DIR = Path(__file__).resolve().parent
-
 
 @dataclass
 class Impl:
@@ -62,23 +62,22 @@ class Case:
     note: str = ""
 
 
-def discover(bench_dir: Path = BENCH_DIR) -> list[ModuleType]:
-    """Import every ``cases_*.py`` of ``bench_dir`` (sorted by name)."""
-    if str(bench_dir) not in sys.path:
-        sys.path.insert(0, str(bench_dir))
-    modules = []
-    for path in sorted(bench_dir.glob("cases_*.py")):
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
-        modules.append(module)
-    return modules
+def discover() -> list[ModuleType]:
+    """Import every ``audiocore.bench.cases_*`` module (sorted by name)."""
+    import audiocore.bench
+
+    names = sorted(m.name for m in pkgutil.iter_modules(audiocore.bench.__path__)
+                   if m.name.startswith("cases_"))
+    return [importlib.import_module(f"audiocore.bench.{name}") for name in names]
 
 
-def all_cases(bench_dir: Path = BENCH_DIR) -> list[Case]:
-    return [case for module in discover(bench_dir) for case in module.cases()]
+def suite(module: ModuleType) -> str:
+    """A case module's short name: ``resample`` for ``audiocore.bench.cases_resample``."""
+    return module.__name__.rpartition(".")[2].removeprefix("cases_")
+
+
+def all_cases() -> list[Case]:
+    return [case for module in discover() for case in module.cases()]
 
 
 def _loop(impl: Impl, number: int) -> float:
@@ -203,14 +202,14 @@ def plot(rows: list[dict[str, Any]], path: Path, modules: list[ModuleType],
         plt.close(fig)
         written.append(path)
     for module in modules:
-        if hasattr(module, "plot") and (not needle or needle in module.__name__.lower()):
-            own = path.with_name(f"{path.stem}-{module.__name__.removeprefix('cases_')}.png")
+        if hasattr(module, "plot") and (not needle or needle in suite(module)):
+            own = path.with_name(f"{path.stem}-{suite(module)}.png")
             module.plot(through(own))
             written.append(own)
     return written
 
 
-def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="audiocore bench", description="Time every kernel beside "
                                      "its peers in the same process and run.")
     parser.add_argument("--quick", action="store_true", help="short timings (a smoke run)")
@@ -239,11 +238,11 @@ def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
         print("audiocore bench: --plot needs matplotlib (pip install 'audiocore[bench]')", file=sys.stderr)
         return 2
 
-    modules = discover(bench_dir)
+    modules = discover()
     needle = args.only.lower()
     cases = [c for m in modules for c in m.cases()
              if needle in c.group.lower() or needle in c.op.lower()]
-    if not cases and not any(hasattr(m, "extras") and needle in m.__name__.lower() for m in modules):
+    if not cases and not any(hasattr(m, "extras") and needle in suite(m) for m in modules):
         print(f"audiocore bench: no case matches -k {args.only!r} ('audiocore bench --list' lists them); "
               "nothing run, nothing written", file=sys.stderr)
         return 2
@@ -261,7 +260,7 @@ def main(argv: list[str] | None = None, bench_dir: Path = BENCH_DIR) -> int:
     rows = run(cases, seconds)
     extras: dict[str, Any] = {}
     for module in modules:
-        if hasattr(module, "extras") and (not needle or needle in module.__name__.lower()):
+        if hasattr(module, "extras") and (not needle or needle in suite(module)):
             figures = module.extras()
             extras.update(figures)
             print()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 
 import numpy as np
-import offshelf_gateway as offshelf
-import seed_gateway as seed
-from _frames import frame, speech
-from harness import Case, Impl
 
+import audiocore.bench.offshelf_gateway as offshelf
+import audiocore.bench.seed_gateway as seed
+from audiocore.bench._frames import frame, speech
+from audiocore.bench.harness import Case, Impl
 from audiocore.protocols import acs, realtime, twilio
 from audiocore.protocols.bridge import AcsRealtimeTranscoder
 
@@ -122,21 +123,21 @@ def cases() -> list[Case]:
         return acs_session.receive(acs_text).pcm  # type: ignore[union-attr]
 
     def rt_in() -> bytes:
-        return rt_session.receive(delta_text).pcm  # type: ignore[no-any-return]
+        return rt_session.receive(delta_text).pcm  # type: ignore[union-attr]
 
     def tw_in() -> bytes:
         pcm = tw_session.receive(twilio_text).pcm  # type: ignore[union-attr]
         assert pcm is not None
         return pcm
 
-    def check_in(ours, *peers) -> None:  # type: ignore[no-untyped-def]
+    def check_in(ours: Callable[[], bytes], *peers: Callable[[], bytes]) -> Callable[[], None]:
         def check() -> None:
             want = ours()
             for peer in peers:
                 assert peer() == want
         return check
 
-    def check_out(ours, *peers) -> None:  # type: ignore[no-untyped-def]
+    def check_out(ours: Callable[[], str | bytes], *peers: Callable[[], str | bytes]) -> Callable[[], None]:
         def check() -> None:
             want = json.loads(ours())
             for peer in peers:

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import soxr
-from _frames import speech
-from harness import Case, Impl
 from scipy import signal
 
 import audiocore
+from audiocore.bench._frames import speech
+from audiocore.bench.harness import Case, Impl
 
 RATES = (8000, 16000, 24000, 48000)
 HOT = [(a, b) for a in RATES for b in RATES if a != b]

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from itertools import cycle
 
-from _frames import frame
-from aiortc_design_queue import AiortcDesignQueue, RtpLike
-from aiortc_style_queue import ByteFifoPlayout, SeqRingQueue
-from harness import Case, Impl
-
 import audiocore
+from audiocore.bench._frames import frame
+from audiocore.bench.aiortc_design_queue import AiortcDesignQueue, RtpLike
+from audiocore.bench.aiortc_style_queue import ByteFifoPlayout, SeqRingQueue
+from audiocore.bench.harness import Case, Impl
 
 
 def _in_order_check() -> None:

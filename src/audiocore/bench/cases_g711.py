@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import warnings
-
-from _frames import frame
-from harness import Case, Impl
+from collections.abc import Callable
 
 import audiocore
+from audiocore.bench._frames import frame
+from audiocore.bench.harness import Case, Impl
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -24,7 +24,7 @@ def cases() -> list[Case]:
         assert audiocore.ulaw_decode(ulaw) == audioop.ulaw2lin(ulaw, 2)
         assert audiocore.alaw_decode(alaw) == audioop.alaw2lin(alaw, 2)
 
-    def case(op: str, ours, peer, arg: bytes) -> Case:
+    def case(op: str, ours: Callable[[bytes], bytes], peer: Callable[[bytes, int], bytes], arg: bytes) -> Case:
         return Case("g711", op, Impl("audiocore", ours, (arg,)),
                     [Impl("audioop", peer, (arg, 2))], targets={"audioop": 1.0}, check=check)
 

@@ -1,5 +1,5 @@
 """Ogg Opus paging: write per packet and read per page, beside a straightforward pure-Python
-writer and reader (bench/ogg_peer.py), one page per 20 ms packet as a gateway streams them.
+writer and reader (audiocore.bench.ogg_peer), one page per 20 ms packet as a gateway streams them.
 
 - write: ``OggOpusWriter.write(packet)`` vs ``PyOggOpusWriter.write(packet)`` -> page bytes.
 - read: a fresh reader fed a 10 s stream one page per ``feed`` call (500 audio pages, then
@@ -9,11 +9,10 @@ writer and reader (bench/ogg_peer.py), one page per 20 ms packet as a gateway st
 
 from __future__ import annotations
 
-from _frames import speech_packets
-from harness import Case, Impl
-from ogg_peer import PyOggOpusReader, PyOggOpusWriter
-
 import audiocore
+from audiocore.bench._frames import speech_packets
+from audiocore.bench.harness import Case, Impl
+from audiocore.bench.ogg_peer import PyOggOpusReader, PyOggOpusWriter
 
 SERIAL = 0x5EED
 

@@ -11,18 +11,17 @@ How each contender is called, one call per packet:
 
 from __future__ import annotations
 
-
 import av
 import numpy as np
 import opuslib
-from _frames import frame, speech_packets
-from harness import Case, Impl
+from av.audio.codeccontext import AudioCodecContext
 
 import audiocore
+from audiocore.bench._frames import frame, speech_packets
+from audiocore.bench.harness import Case, Impl
 
 
-
-def _pyav_decoder() -> av.CodecContext:
+def _pyav_decoder() -> AudioCodecContext:
     ctx = av.CodecContext.create("libopus", "r")
     ctx.sample_rate = 48000
     ctx.layout = "mono"

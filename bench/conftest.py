@@ -1,6 +1,0 @@
-"""pytest-benchmark suites: `pytest bench/` (from the repository root)."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
