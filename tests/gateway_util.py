@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
+import hashlib
+import hmac
 import ipaddress
+import json
 import select
 import subprocess
+import threading
 from collections.abc import Callable, Coroutine, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -123,3 +129,52 @@ def make_pki(directory: Path) -> dict[str, Path]:
     leaf("client", ExtendedKeyUsageOID.CLIENT_AUTH, (ca, ca_key))
     leaf("stranger", ExtendedKeyUsageOID.CLIENT_AUTH, None)
     return {p.stem if p.suffix == ".pem" else p.stem + "_key": p for p in directory.iterdir()}
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding (RFC 7515's encoding of JWT parts)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hand_token(header: dict[str, Any], claims: dict[str, Any], hs256_key: bytes | None = None) -> str:
+    """A JWT built by hand: unsigned (``alg: none``) or HS256 with ``hs256_key`` as the
+    secret; PyJWT refuses to make either with an RSA key, as it should."""
+    head = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+    sig = b"" if hs256_key is None else hmac.new(hs256_key, head.encode(), hashlib.sha256).digest()
+    return head + "." + b64url(sig)
+
+
+class KeyServer:
+    """Serves ``docs[path]`` as JSON over HTTP on 127.0.0.1 (a JWKS, an OpenID configuration)
+    from a thread, and records the paths asked for."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, Any] = {}
+        self.paths: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                outer.paths.append(self.path)
+                doc = outer.docs.get(self.path)
+                body = json.dumps(doc).encode() if doc is not None else b"{}"
+                self.send_response(200 if doc is not None else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def hits(self) -> int:
+        return len(self.paths)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -19,17 +19,12 @@ Figures for the record (``-s`` prints them): each test prints one ``figures`` li
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import http.server
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -37,7 +32,7 @@ from typing import Any, TypeVar
 import pytest
 from conftest import DATA
 from cryptography.hazmat.primitives import serialization
-from gateway_util import run, settle
+from gateway_util import KeyServer, hand_token, run, settle
 from util import MIB, BridgeProc, LagProbe, frame, handshake, read_close
 
 from audiocore.gateway.bridge import BridgeConfig
@@ -555,18 +550,6 @@ def test_the_filter_cache_is_bounded() -> None:
 # ---------------------------------------------------------------- ACS's JWT, through the handshake
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unsigned(header: dict[str, Any], claims: dict[str, Any], key: bytes | None) -> str:
-    """A token built by hand: ``alg: none`` (no signature) or HS256 with ``key`` as the
-    secret (PyJWT refuses to make either with an RSA key, as it should)."""
-    head = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
-    sig = b"" if key is None else hmac.new(key, head.encode(), hashlib.sha256).digest()
-    return head + "." + _b64url(sig)
-
-
 def test_acs_jwt_cases_through_the_handshake_only_the_valid_one_passes() -> None:
     """The bridge verifies ACS's JWT against a JWKS served on loopback: valid passes (the
     legitimate call); expired, wrong audience, wrong issuer, unknown key id, ``alg: none``
@@ -583,29 +566,15 @@ def test_acs_jwt_cases_through_the_handshake_only_the_valid_one_passes() -> None
         "wrong audience": issuer.token("another-resource"),
         "wrong issuer": issuer.token(audience, iss="https://login.example.com/attacker"),
         "unknown key id": TokenIssuer(kid="acs-key-unknown").token(audience),
-        "alg none": _unsigned({"alg": "none", "typ": "JWT", "kid": issuer.kid}, std, None),
-        "HS256 with the public key": _unsigned({"alg": "HS256", "typ": "JWT", "kid": issuer.kid}, std, pem),
+        "alg none": hand_token({"alg": "none", "typ": "JWT", "kid": issuer.kid}, std, None),
+        "HS256 with the public key": hand_token({"alg": "HS256", "typ": "JWT", "kid": issuer.kid}, std, pem),
     }
     valid = issuer.authorization(audience)
-    served = []
-    body = json.dumps(issuer.jwks()).encode()
-
-    class Jwks(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            served.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
     # in a thread: the bridge fetches the keys while this test waits for it to start
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    keys = KeyServer()
+    keys.docs["/jwks.json"] = issuer.jwks()
+    served = keys.paths
+    url = keys.url + "/jwks.json"
 
     async def main() -> Any:
         async with RealtimeServer(mode="echo") as rt:
@@ -627,8 +596,7 @@ def test_acs_jwt_cases_through_the_handshake_only_the_valid_one_passes() -> None
     try:
         res, answers, grown, lag, stats, upstream, log = run(main())
     finally:
-        server.shutdown()
-        server.server_close()
+        keys.close()
     assert [(n, s) for n, s, _ in answers] == [(n, 401) for n in bad], answers
     assert all(c is not None and c.startswith("Bearer") for _, _, c in answers)
     assert upstream == 1 and stats["refusals"]["auth"] == len(bad)
