@@ -58,13 +58,13 @@ def test_build_without_libopus_stops_with_one_clear_line(tmp_path: Path) -> None
 
 
 def test_installed_package_carries_its_data_and_stubs(tmp_path: Path) -> None:
-    """What a wheel installs besides the code: the demo's speech, the realtime peer's prompt,
-    the benchmarks and their recordings, py.typed and the stubs (an editable install reads
-    them from src/ and would not notice)."""
+    """What a wheel installs besides the code: the demo's speech and its provenance note, the
+    realtime peer's prompt, the benchmarks and their recordings, py.typed and the stubs (an
+    editable install reads them from src/ and would not notice)."""
     result = _run("setup.py", "-q", "build_py", "--build-lib", str(tmp_path))
     assert result.returncode == 0, result.stderr
     package = tmp_path / "audiocore"
-    for name in ("data/speech-16k.wav", "gateway/peers/data/prompt.opus", "py.typed",
+    for name in ("data/speech-16k.wav", "data/README.md", "gateway/peers/data/prompt.opus", "py.typed",
                  "_ext/resample.pyi", "_ext/opus.pyi", "bench/harness.py", "bench/usual_bridge.py",
                  "bench/data/speech-8k.wav", "bench/data/speech-24k.wav", "bench/data/speech-48k.wav",
                  "bench/data/speech-20ms.opus"):
